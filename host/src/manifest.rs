@@ -1,0 +1,3068 @@
+//! Loading and validating a Spin application manifest (`spin.toml`,
+//! `spin_manifest_version = 2`).
+//!
+//! The schema follows Spin's (spinframework/spin `crates/manifest`, `crates/loader`):
+//! the same keys, the same identifier rules, the same normalisation of inline
+//! components. What estore cannot honour (SQLite, AI models, component dependencies,
+//! remote sources, Wagi, other trigger types, ...) is refused by name rather than
+//! ignored, so an application never runs with less than its manifest asks for.
+//! estore adds two things: `[application.trigger.http] base` (which Spin 3 refuses
+//! unless it is `/`) and `[component.<id>.limits]`.
+//!
+//! Every error names the file, the key (`component.hello.source`,
+//! `trigger.http[2].route`) and, when it can be found, the line and column.
+//! Validation does not touch the file system: [`Manifest::check_sources`] does that,
+//! so that `estore build` can run before anything is built.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fmt;
+use std::net::IpAddr;
+use std::ops::Range;
+use std::path::{Path, PathBuf};
+
+use serde::de::{Deserialize, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
+use toml::{Table, Value};
+
+use crate::trigger::http::routes;
+
+/// A loaded and validated manifest.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Manifest {
+    /// The manifest file as given.
+    pub path: PathBuf,
+    /// Its directory (absolute when the working directory is known): the base for
+    /// every relative path in the manifest.
+    pub dir: PathBuf,
+    pub application: Application,
+    /// `[variables]`: application variables.
+    pub variables: BTreeMap<String, VariableDecl>,
+    /// `[[trigger.http]]`, in file order.
+    pub http_triggers: Vec<HttpTrigger>,
+    /// `[component.<id>]`, plus inline components of triggers under their generated ids.
+    pub components: BTreeMap<String, ComponentDecl>,
+}
+
+/// `[application]`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Application {
+    pub name: String,
+    pub version: Option<String>,
+    pub description: Option<String>,
+    pub authors: Vec<String>,
+    /// `[application.trigger.http] base`, `/` by default; prefixed to every route.
+    pub http_base: String,
+}
+
+/// An entry of `[variables]`. Exactly one of `default` and `required` is set.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VariableDecl {
+    pub default: Option<String>,
+    pub required: bool,
+    pub secret: bool,
+    pub description: Option<String>,
+}
+
+/// A `[[trigger.http]]` entry.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HttpTrigger {
+    /// The `id` as written, if any.
+    pub id: Option<String>,
+    pub route: HttpRoute,
+    /// The id of the component it runs (generated for an inline component).
+    pub component: String,
+}
+
+/// `route = "/x/..."` or `route = { private = true }` (reachable only by chaining).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum HttpRoute {
+    /// The route as written; valid per [`routes::validate_route`].
+    Path(String),
+    Private,
+}
+
+/// A `[component.<id>]` table.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ComponentDecl {
+    pub id: String,
+    pub description: Option<String>,
+    /// The Wasm file, resolved against the manifest directory.
+    pub source: PathBuf,
+    /// As written (templates unresolved); each valid per [`parse_allowed_host`].
+    pub allowed_outbound_hosts: Vec<String>,
+    pub key_value_stores: Vec<String>,
+    /// Name -> template, e.g. `"{{ greeting }}, {{ target }}"`.
+    pub variables: BTreeMap<String, String>,
+    pub environment: BTreeMap<String, String>,
+    pub files: Vec<FileMount>,
+    pub build: Option<BuildConfig>,
+    pub limits: ComponentLimits,
+}
+
+/// An entry of a component's `files`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum FileMount {
+    /// A glob (or plain path) relative to the manifest directory; what it matches is
+    /// mounted at the same relative path under `/`. Never absolute, never `..`.
+    Pattern(String),
+    /// `{ source = "dir-or-file", destination = "/guest/path" }`.
+    Mapping {
+        /// Resolved against the manifest directory.
+        source: PathBuf,
+        /// Absolute guest path.
+        destination: String,
+    },
+}
+
+/// `[component.<id>.build]`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BuildConfig {
+    /// The shell command to run. Spin also accepts a list of commands run in turn
+    /// until one fails; they are joined here with ` && `.
+    pub command: String,
+    /// The commands as listed (one element for the string form).
+    pub commands: Vec<String>,
+    /// Resolved against the manifest directory; the manifest directory if absent.
+    pub workdir: Option<PathBuf>,
+    pub watch: Vec<String>,
+}
+
+/// `[component.<id>.limits]`, an estore extension. Values are positive.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ComponentLimits {
+    pub request_timeout_ms: Option<u64>,
+    pub max_memory_mb: Option<u64>,
+}
+
+/// Why a manifest was refused. Displays on one line as
+/// `file:line:col: key: message` (the parts that are known).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{}", describe(.file, .key, .line_col, .message))]
+pub struct ManifestError {
+    pub file: PathBuf,
+    /// The TOML path of the offending key, e.g. `component.hello.source` or
+    /// `trigger.http[2].component` (for an unknown key: the table that holds it).
+    pub key: Option<String>,
+    /// 1-based line and column (in characters), when known.
+    pub line_col: Option<(usize, usize)>,
+    pub message: String,
+}
+
+fn describe(
+    file: &Path,
+    key: &Option<String>,
+    line_col: &Option<(usize, usize)>,
+    message: &str,
+) -> String {
+    let mut out = file.display().to_string();
+    if let Some((line, col)) = line_col {
+        out.push_str(&format!(":{line}:{col}"));
+    }
+    out.push_str(": ");
+    if let Some(key) = key {
+        out.push_str(key);
+        out.push_str(": ");
+    }
+    // One line, whatever the message (toml's own messages may span several).
+    let message: Vec<&str> = message
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .collect();
+    out.push_str(&message.join("; "));
+    out
+}
+
+impl Manifest {
+    /// Reads, parses and validates a manifest. Does not require the components'
+    /// source files (or `files`) to exist: see [`Manifest::check_sources`].
+    pub fn load(path: &Path) -> Result<Manifest, ManifestError> {
+        let text = std::fs::read_to_string(path).map_err(|e| ManifestError {
+            file: path.to_path_buf(),
+            key: None,
+            line_col: None,
+            message: format!("cannot read the manifest: {e}"),
+        })?;
+        Manifest::parse(path, &text)
+    }
+
+    /// Parses and validates manifest text; `path` names the file in errors and
+    /// gives the base directory.
+    pub fn parse(path: &Path, text: &str) -> Result<Manifest, ManifestError> {
+        let doc: Table = toml::from_str(text).map_err(|e| ManifestError {
+            file: path.to_path_buf(),
+            key: None,
+            line_col: e.span().and_then(|s| line_col(text, s.start)),
+            message: format!("invalid TOML: {}", e.message()),
+        })?;
+        let checker = Checker {
+            file: path,
+            text,
+            spans: toml::from_str::<SpanNode>(text).ok(),
+        };
+        checker.manifest(&doc, path, manifest_dir(path))
+    }
+
+    /// Checks that every component's source file, and every `files` source, exists.
+    /// Call before serving (`estore up`), after any build.
+    pub fn check_sources(&self) -> Result<(), ManifestError> {
+        for component in self.components.values() {
+            let key = format!("component.{}", display_key(&component.id));
+            let shown = |p: &Path| p.strip_prefix(&self.dir).unwrap_or(p).display().to_string();
+            if !component.source.exists() {
+                let hint = if component.build.is_some() {
+                    "; run `estore build`?"
+                } else {
+                    " (and the component has no build command)"
+                };
+                return Err(self.error(
+                    format!("{key}.source"),
+                    format!("file `{}` does not exist{hint}", shown(&component.source)),
+                ));
+            }
+            if component.source.is_dir() {
+                return Err(self.error(
+                    format!("{key}.source"),
+                    format!(
+                        "`{}` is a directory, not a Wasm file",
+                        shown(&component.source)
+                    ),
+                ));
+            }
+            for (i, mount) in component.files.iter().enumerate() {
+                match mount {
+                    FileMount::Mapping { source, .. } if !source.exists() => {
+                        return Err(self.error(
+                            format!("{key}.files[{i}].source"),
+                            format!("`{}` does not exist", shown(source)),
+                        ));
+                    }
+                    FileMount::Pattern(pattern)
+                        if glob::Pattern::escape(pattern) == *pattern
+                            && !self.dir.join(pattern).exists() =>
+                    {
+                        return Err(self.error(
+                            format!("{key}.files[{i}]"),
+                            format!("`{pattern}` does not exist and is not a glob pattern"),
+                        ));
+                    }
+                    _ => {}
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// A component by id.
+    pub fn component(&self, id: &str) -> Option<&ComponentDecl> {
+        self.components.get(id)
+    }
+
+    /// The public routes, as (route as written, component id), in file order: what
+    /// [`routes::Router::build`] takes.
+    pub fn http_routes(&self) -> Vec<(String, String)> {
+        self.http_triggers
+            .iter()
+            .filter_map(|t| match &t.route {
+                HttpRoute::Path(route) => Some((route.clone(), t.component.clone())),
+                HttpRoute::Private => None,
+            })
+            .collect()
+    }
+
+    fn error(&self, key: String, message: String) -> ManifestError {
+        ManifestError {
+            file: self.path.clone(),
+            key: Some(key),
+            line_col: None,
+            message,
+        }
+    }
+}
+
+fn manifest_dir(path: &Path) -> PathBuf {
+    let dir = match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+        _ => PathBuf::from("."),
+    };
+    std::path::absolute(&dir).unwrap_or(dir)
+}
+
+// ---------------------------------------------------------------------------
+// Templates
+
+enum Part<'a> {
+    Literal(&'a str),
+    Variable(&'a str),
+}
+
+/// Spin's template syntax: `{{` opens an expression that runs to the next `}}`
+/// (trimmed); there is no escape; an unmatched `{{` is an error, a lone `}}` is text.
+fn parse_template(template: &str) -> Result<Vec<Part<'_>>, String> {
+    let mut parts = Vec::new();
+    let mut rest = template;
+    while !rest.is_empty() {
+        if let Some(after) = rest.strip_prefix("{{") {
+            let Some((expr, tail)) = after.split_once("}}") else {
+                return Err("unmatched `{{` in template".to_string());
+            };
+            parts.push(Part::Variable(expr.trim()));
+            rest = tail;
+        } else {
+            let end = rest.find("{{").unwrap_or(rest.len());
+            let (literal, tail) = rest.split_at(end);
+            parts.push(Part::Literal(literal));
+            rest = tail;
+        }
+    }
+    Ok(parts)
+}
+
+/// Expands `{{ name }}` references (whitespace inside the braces optional) with
+/// `lookup`. Fails on a malformed template or a name `lookup` does not know.
+pub fn render_template(
+    template: &str,
+    lookup: impl Fn(&str) -> Option<String>,
+) -> Result<String, String> {
+    let mut out = String::with_capacity(template.len());
+    for part in parse_template(template)? {
+        match part {
+            Part::Literal(text) => out.push_str(text),
+            Part::Variable(name) => match lookup(name) {
+                Some(value) => out.push_str(&value),
+                None => return Err(format!("no value for variable `{name}`")),
+            },
+        }
+    }
+    Ok(out)
+}
+
+/// The variable names a template refers to, in order of first appearance. For a
+/// malformed template, those before the error.
+pub fn template_references(template: &str) -> Vec<String> {
+    let mut names: Vec<String> = Vec::new();
+    let mut rest = template;
+    while let Some(start) = rest.find("{{") {
+        let Some((expr, tail)) = rest[start + 2..].split_once("}}") else {
+            break;
+        };
+        let name = expr.trim();
+        if !names.iter().any(|n| n == name) {
+            names.push(name.to_string());
+        }
+        rest = tail;
+    }
+    names
+}
+
+// ---------------------------------------------------------------------------
+// Names
+
+/// Spin's variable-name rule (`spin_expressions::Key`): lower-case ASCII letters,
+/// digits and single underscores, starting with a letter and not ending with `_`.
+fn check_variable_name(name: &str) -> Result<(), String> {
+    let problem = if name.is_empty() {
+        Some("it is empty".to_string())
+    } else if let Some(c) = name
+        .chars()
+        .find(|c| !(c.is_ascii_lowercase() || c.is_ascii_digit() || *c == '_'))
+    {
+        Some(format!("{c:?} is not allowed"))
+    } else if !name.starts_with(|c: char| c.is_ascii_lowercase()) {
+        Some("it must start with a lower-case letter".to_string())
+    } else if name.ends_with('_') {
+        Some("it must not end with `_`".to_string())
+    } else if name.contains("__") {
+        Some("it must not contain `__`".to_string())
+    } else {
+        None
+    };
+    match problem {
+        None => Ok(()),
+        Some(why) => Err(format!(
+            "invalid variable name `{name}`: {why} (names are lower-case letters, digits and single `_`, starting with a letter)"
+        )),
+    }
+}
+
+/// Component ids in kebab case: lower-case letters and digits in words separated by
+/// single `-`, starting with a letter (Spin also allows all-upper-case words).
+fn check_component_id(id: &str) -> Result<(), String> {
+    let problem = if id.is_empty() {
+        Some("it is empty".to_string())
+    } else if id.contains('_') {
+        Some("words must be separated with `-`, not `_`".to_string())
+    } else if let Some(c) = id
+        .chars()
+        .find(|c| !(c.is_ascii_lowercase() || c.is_ascii_digit() || *c == '-'))
+    {
+        Some(format!("{c:?} is not allowed"))
+    } else if !id.starts_with(|c: char| c.is_ascii_lowercase()) {
+        Some("it must start with a lower-case letter".to_string())
+    } else if id.split('-').any(str::is_empty) {
+        Some("words must not be empty (no leading, trailing or double `-`)".to_string())
+    } else {
+        None
+    };
+    match problem {
+        None => Ok(()),
+        Some(why) => Err(format!(
+            "invalid component id `{id}`: {why} (ids are kebab-case: lower-case letters and digits, words separated by single `-`, starting with a letter)"
+        )),
+    }
+}
+
+fn is_component_id(id: &str) -> bool {
+    check_component_id(id).is_ok()
+}
+
+fn check_store_label(label: &str) -> Result<(), String> {
+    if label.is_empty()
+        || !label
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_' || c == '-')
+    {
+        return Err(format!(
+            "invalid key-value store label `{label}`: use lower-case letters, digits, `_` and `-`"
+        ));
+    }
+    Ok(())
+}
+
+// ---------------------------------------------------------------------------
+// allowed_outbound_hosts
+
+/// A parsed `allowed_outbound_hosts` entry (`scheme://host[:port]`), following
+/// Spin's rules (`spin-outbound-networking-config`), restricted to HTTP.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AllowedHost {
+    /// `http` or `https`; `None` for `*`.
+    pub scheme: Option<String>,
+    pub host: HostPattern,
+    pub port: PortPattern,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum HostPattern {
+    /// `*`
+    Any,
+    /// `*.example.com`: any host ending in the stored suffix (`.example.com`), not
+    /// the bare domain.
+    AnySubdomain(String),
+    /// `self` (or Spin's `self.alt`): the application itself, by relative URL.
+    ToSelf,
+    /// A host name (including `<id>.spin.internal` and `localhost`), as written.
+    Exact(String),
+    /// An IP address or CIDR network (`10.0.0.0/8`, `[::1]`).
+    Ip { addr: IpAddr, prefix: u8 },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PortPattern {
+    /// `*`
+    Any,
+    /// A port; when omitted, the scheme's (80 for http, 443 for https).
+    Port(u16),
+    /// `start..end`, end excluded (as in Spin).
+    Range(u16, u16),
+}
+
+impl AllowedHost {
+    /// True if a request to `scheme://host[:port]` is allowed. `host` may be a
+    /// bracketed IPv6 address; a missing port means the scheme's default.
+    /// `self` never matches here: it allows relative URLs, which the caller handles.
+    pub fn allows(&self, scheme: &str, host: &str, port: Option<u16>) -> bool {
+        if self
+            .scheme
+            .as_ref()
+            .is_some_and(|own| !own.eq_ignore_ascii_case(scheme))
+        {
+            return false;
+        }
+        let host_ok = match &self.host {
+            HostPattern::Any => true,
+            HostPattern::AnySubdomain(suffix) => {
+                host.len() > suffix.len()
+                    && host
+                        .get(host.len() - suffix.len()..)
+                        .is_some_and(|end| end.eq_ignore_ascii_case(suffix))
+            }
+            HostPattern::ToSelf => false,
+            HostPattern::Exact(name) => name.eq_ignore_ascii_case(host),
+            HostPattern::Ip { addr, prefix } => {
+                let bare = host.trim_start_matches('[').trim_end_matches(']');
+                bare.parse::<IpAddr>()
+                    .is_ok_and(|ip| ip_in_network(ip, *addr, *prefix))
+            }
+        };
+        if !host_ok {
+            return false;
+        }
+        let Some(port) = port.or_else(|| default_port(scheme)) else {
+            return matches!(self.port, PortPattern::Any);
+        };
+        match self.port {
+            PortPattern::Any => true,
+            PortPattern::Port(p) => p == port,
+            PortPattern::Range(start, end) => (start..end).contains(&port),
+        }
+    }
+}
+
+fn default_port(scheme: &str) -> Option<u16> {
+    match scheme.to_ascii_lowercase().as_str() {
+        "http" => Some(80),
+        "https" => Some(443),
+        _ => None,
+    }
+}
+
+fn ip_in_network(ip: IpAddr, network: IpAddr, prefix: u8) -> bool {
+    match (ip, network) {
+        (IpAddr::V4(ip), IpAddr::V4(net)) => {
+            let mask = u32::MAX
+                .checked_shl(32 - u32::from(prefix.min(32)))
+                .unwrap_or(0);
+            u32::from(ip) & mask == u32::from(net) & mask
+        }
+        (IpAddr::V6(ip), IpAddr::V6(net)) => {
+            let mask = u128::MAX
+                .checked_shl(128 - u32::from(prefix.min(128)))
+                .unwrap_or(0);
+            u128::from(ip) & mask == u128::from(net) & mask
+        }
+        _ => false,
+    }
+}
+
+/// Parses a literal (template-free) `allowed_outbound_hosts` entry.
+pub fn parse_allowed_host(entry: &str) -> Result<AllowedHost, String> {
+    let url = entry.trim();
+    if url == "insecure:allow-all" {
+        return Err(
+            "`insecure:allow-all` is not allowed; use `*://*:*` to allow everything".to_string(),
+        );
+    }
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return Err(match url {
+            "*" | ":" | "" | "?" => format!(
+                "`{url}` is not an outbound host: use `<scheme>://<host>[:<port>]`, with `*` wildcards allowed in each part"
+            ),
+            _ => format!("`{url}` has no scheme (e.g. `https://` or `*://`)"),
+        });
+    };
+    let scheme = match scheme {
+        "*" => None,
+        "http" | "https" => Some(scheme.to_string()),
+        s if !s.is_empty() && s.chars().all(|c| c.is_ascii_alphabetic()) => {
+            return Err(format!(
+                "scheme `{s}` is not supported by estore (only `http`, `https` or `*`)"
+            ));
+        }
+        s => return Err(format!("invalid scheme `{s}`")),
+    };
+    let (host, port) = split_host_port(rest)?;
+    let port = match port.split_once('/') {
+        Some((_, path)) if !path.is_empty() => {
+            return Err(format!(
+                "`{url}` has a path; only scheme, host and port are allowed"
+            ));
+        }
+        Some((port, _)) => port,
+        None => port,
+    };
+    let host = parse_host(host)?;
+    let port = parse_port(port, scheme.as_deref())?;
+    Ok(AllowedHost { scheme, host, port })
+}
+
+/// Splits `host[:port]` as Spin does (at the last `:`), with bracketed IPv6 hosts.
+fn split_host_port(rest: &str) -> Result<(&str, &str), String> {
+    if rest.starts_with('[') {
+        let Some(close) = rest.find(']') else {
+            return Err(format!("`{rest}`: unclosed `[` in IPv6 address"));
+        };
+        let (host, after) = rest.split_at(close + 1);
+        return match after.strip_prefix(':') {
+            Some(port) => Ok((host, port)),
+            None if after.is_empty() || after.starts_with('/') => {
+                Ok((host, after.trim_start_matches('/')))
+            }
+            None => Err(format!(
+                "`{rest}`: unexpected `{after}` after the IPv6 address"
+            )),
+        };
+    }
+    Ok(rest.rsplit_once(':').unwrap_or((rest, "")))
+}
+
+fn parse_host(host: &str) -> Result<HostPattern, String> {
+    let host = host.trim();
+    match host {
+        "*" => return Ok(HostPattern::Any),
+        "self" | "self.alt" => return Ok(HostPattern::ToSelf),
+        "" => return Err("the host is empty".to_string()),
+        _ => {}
+    }
+    if host.starts_with('{') {
+        return Err("host lists are not supported".to_string());
+    }
+    if let Some(net) = parse_ip_network(host) {
+        return net;
+    }
+    if matches!(host.split('/').nth(1), Some(path) if !path.is_empty()) {
+        return Err(format!("host `{host}` must not contain a path"));
+    }
+    let host = host.trim_end_matches('/');
+    if let Some(domain) = host.strip_prefix("*.") {
+        if domain.is_empty() || domain.contains('*') {
+            return Err(format!(
+                "invalid host `{host}`: `*` is only allowed alone or as the first label (`*.example.com`)"
+            ));
+        }
+        check_host_name(domain)?;
+        return Ok(HostPattern::AnySubdomain(format!(".{domain}")));
+    }
+    if host.contains('*') {
+        return Err(format!(
+            "invalid host `{host}`: `*` is only allowed alone or as the first label (`*.example.com`)"
+        ));
+    }
+    check_host_name(host)?;
+    Ok(HostPattern::Exact(host.to_string()))
+}
+
+fn check_host_name(host: &str) -> Result<(), String> {
+    if host.is_empty()
+        || !host
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_'))
+    {
+        return Err(format!("invalid host `{host}`"));
+    }
+    Ok(())
+}
+
+/// `a.b.c.d`, `a.b.c.d/n`, `[v6]`, `v6`, `v6/n`; `None` if it is not an IP at all.
+fn parse_ip_network(host: &str) -> Option<Result<HostPattern, String>> {
+    let unbracketed = host
+        .strip_prefix('[')
+        .and_then(|h| h.strip_suffix(']'))
+        .unwrap_or(host);
+    let (addr, prefix) = match unbracketed.split_once('/') {
+        Some((addr, prefix)) => (addr, Some(prefix)),
+        None => (unbracketed, None),
+    };
+    let addr: IpAddr = addr.parse().ok()?;
+    let max = if addr.is_ipv4() { 32 } else { 128 };
+    let prefix = match prefix {
+        None => max,
+        Some(p) => match p.parse::<u8>() {
+            Ok(n) if n <= max => n,
+            _ => return Some(Err(format!("invalid network prefix in `{host}`"))),
+        },
+    };
+    Some(Ok(HostPattern::Ip { addr, prefix }))
+}
+
+fn parse_port(port: &str, scheme: Option<&str>) -> Result<PortPattern, String> {
+    if port.is_empty() {
+        return match scheme.and_then(default_port) {
+            Some(p) => Ok(PortPattern::Port(p)),
+            None => Err(
+                "no port given, and scheme `*` has no default port: add `:*` or a port".to_string(),
+            ),
+        };
+    }
+    if port == "*" {
+        return Ok(PortPattern::Any);
+    }
+    if port.starts_with('{') {
+        return Err("port lists are not supported".to_string());
+    }
+    let number = |s: &str| {
+        s.parse::<u16>()
+            .map_err(|_| format!("port `{s}` is not a number from 0 to 65535"))
+    };
+    match port.split_once("..") {
+        Some((start, end)) => {
+            let (start, end) = (number(start)?, number(end)?);
+            if start >= end {
+                return Err(format!(
+                    "port range `{port}` is empty (the end is excluded: `8000..8080`)"
+                ));
+            }
+            Ok(PortPattern::Range(start, end))
+        }
+        None => Ok(PortPattern::Port(number(port)?)),
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Key paths and source locations
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Seg {
+    Key(String),
+    Index(usize),
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+struct KeyPath(Vec<Seg>);
+
+impl KeyPath {
+    fn key(&self, key: &str) -> KeyPath {
+        let mut segs = self.0.clone();
+        segs.push(Seg::Key(key.to_string()));
+        KeyPath(segs)
+    }
+
+    fn index(&self, i: usize) -> KeyPath {
+        let mut segs = self.0.clone();
+        segs.push(Seg::Index(i));
+        KeyPath(segs)
+    }
+
+    fn is_root(&self) -> bool {
+        self.0.is_empty()
+    }
+}
+
+impl fmt::Display for KeyPath {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for (i, seg) in self.0.iter().enumerate() {
+            match seg {
+                Seg::Key(k) if i == 0 => f.write_str(&display_key(k))?,
+                Seg::Key(k) => write!(f, ".{}", display_key(k))?,
+                Seg::Index(n) => write!(f, "[{n}]")?,
+            }
+        }
+        Ok(())
+    }
+}
+
+/// A key as TOML would write it: bare when it can be, quoted otherwise.
+fn display_key(key: &str) -> String {
+    if !key.is_empty()
+        && key
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
+    {
+        key.to_string()
+    } else {
+        format!("{key:?}")
+    }
+}
+
+fn line_col(text: &str, offset: usize) -> Option<(usize, usize)> {
+    let before = text.get(..offset)?;
+    let line = before.matches('\n').count() + 1;
+    let col = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
+    Some((line, col))
+}
+
+// The document again, with the byte spans toml knows, to place errors. toml hands
+// out spans through serde_spanned's private protocol: asking for a struct with these
+// names. Should that protocol change, spans are simply missing (no line:col) and
+// nothing else breaks.
+const SPANNED_NAME: &str = "$__serde_spanned_private_Spanned";
+const SPANNED_START: &str = "$__serde_spanned_private_start";
+const SPANNED_END: &str = "$__serde_spanned_private_end";
+const SPANNED_VALUE: &str = "$__serde_spanned_private_value";
+const SPANNED_FIELDS: &[&str] = &[SPANNED_START, SPANNED_END, SPANNED_VALUE];
+
+#[derive(Debug, Default)]
+struct SpanNode {
+    span: Option<Range<usize>>,
+    kind: SpanKind,
+}
+
+#[derive(Debug, Default)]
+enum SpanKind {
+    #[default]
+    Leaf,
+    Array(Vec<SpanNode>),
+    Table(Vec<(SpanKey, SpanNode)>),
+}
+
+#[derive(Debug)]
+struct SpanKey {
+    name: String,
+    span: Option<Range<usize>>,
+}
+
+impl<'de> Deserialize<'de> for SpanNode {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        d.deserialize_struct(SPANNED_NAME, SPANNED_FIELDS, NodeVisitor { spanned: true })
+    }
+}
+
+/// The value inside a span: must not ask for a span again.
+struct Unspanned(SpanNode);
+
+impl<'de> Deserialize<'de> for Unspanned {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        d.deserialize_any(NodeVisitor { spanned: false })
+            .map(Unspanned)
+    }
+}
+
+struct NodeVisitor {
+    spanned: bool,
+}
+
+impl NodeVisitor {
+    fn leaf<E>(self) -> Result<SpanNode, E> {
+        Ok(SpanNode::default())
+    }
+}
+
+impl<'de> Visitor<'de> for NodeVisitor {
+    type Value = SpanNode;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a TOML value")
+    }
+
+    fn visit_bool<E>(self, _: bool) -> Result<SpanNode, E> {
+        self.leaf()
+    }
+    fn visit_i64<E>(self, _: i64) -> Result<SpanNode, E> {
+        self.leaf()
+    }
+    fn visit_u64<E>(self, _: u64) -> Result<SpanNode, E> {
+        self.leaf()
+    }
+    fn visit_f64<E>(self, _: f64) -> Result<SpanNode, E> {
+        self.leaf()
+    }
+    fn visit_str<E>(self, _: &str) -> Result<SpanNode, E> {
+        self.leaf()
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<SpanNode, A::Error> {
+        let mut items = Vec::new();
+        while let Some(item) = seq.next_element::<SpanNode>()? {
+            items.push(item);
+        }
+        Ok(SpanNode {
+            span: None,
+            kind: SpanKind::Array(items),
+        })
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<SpanNode, A::Error> {
+        let Some(first) = map.next_key::<SpanKey>()? else {
+            return Ok(SpanNode {
+                span: None,
+                kind: SpanKind::Table(Vec::new()),
+            });
+        };
+        if self.spanned && first.name == SPANNED_START && first.span.is_none() {
+            let start: usize = map.next_value()?;
+            let (mut end, mut inner) = (None, None);
+            while let Some(field) = map.next_key::<String>()? {
+                if field == SPANNED_END {
+                    end = Some(map.next_value::<usize>()?);
+                } else if field == SPANNED_VALUE {
+                    inner = Some(map.next_value::<Unspanned>()?.0);
+                } else {
+                    map.next_value::<IgnoredAny>()?;
+                }
+            }
+            let mut node = inner.unwrap_or_default();
+            node.span = end.map(|end| start..end);
+            return Ok(node);
+        }
+        let mut entries = vec![(first, map.next_value::<SpanNode>()?)];
+        while let Some(key) = map.next_key::<SpanKey>()? {
+            let value = map.next_value::<SpanNode>()?;
+            entries.push((key, value));
+        }
+        Ok(SpanNode {
+            span: None,
+            kind: SpanKind::Table(entries),
+        })
+    }
+}
+
+impl<'de> Deserialize<'de> for SpanKey {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct KeyVisitor;
+        impl<'de> Visitor<'de> for KeyVisitor {
+            type Value = SpanKey;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a TOML key")
+            }
+            fn visit_str<E>(self, name: &str) -> Result<SpanKey, E> {
+                Ok(SpanKey {
+                    name: name.to_string(),
+                    span: None,
+                })
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<SpanKey, A::Error> {
+                let (mut start, mut end, mut name) = (None, None, None);
+                while let Some(field) = map.next_key::<String>()? {
+                    if field == SPANNED_START {
+                        start = Some(map.next_value::<usize>()?);
+                    } else if field == SPANNED_END {
+                        end = Some(map.next_value::<usize>()?);
+                    } else if field == SPANNED_VALUE {
+                        name = Some(map.next_value::<String>()?);
+                    } else {
+                        map.next_value::<IgnoredAny>()?;
+                    }
+                }
+                Ok(SpanKey {
+                    name: name.unwrap_or_default(),
+                    span: start.zip(end).map(|(s, e)| s..e),
+                })
+            }
+        }
+        d.deserialize_struct(SPANNED_NAME, SPANNED_FIELDS, KeyVisitor)
+    }
+}
+
+/// Where to point for an error about a key: at the key itself, or at its value.
+#[derive(Clone, Copy)]
+enum At {
+    Key,
+    Value,
+}
+
+impl SpanNode {
+    /// The best known position for `path`: its key or value span, or failing that
+    /// the nearest enclosing key that has one.
+    fn locate(&self, path: &KeyPath, at: At) -> Option<usize> {
+        let mut best = None;
+        let mut node = self;
+        for (depth, seg) in path.0.iter().enumerate() {
+            let last = depth + 1 == path.0.len();
+            let (key_span, child) = match (seg, &node.kind) {
+                (Seg::Key(k), SpanKind::Table(entries)) => {
+                    match entries.iter().find(|(key, _)| key.name == *k) {
+                        Some((key, child)) => (key.span.as_ref(), child),
+                        None => break,
+                    }
+                }
+                (Seg::Index(i), SpanKind::Array(items)) => match items.get(*i) {
+                    Some(child) => (None, child),
+                    None => break,
+                },
+                _ => break,
+            };
+            let here = match (at, last) {
+                (At::Value, true) => child.span.as_ref().or(key_span),
+                _ => key_span.or(child.span.as_ref()),
+            };
+            if let Some(span) = here {
+                best = Some(span.start);
+            }
+            node = child;
+        }
+        best
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Validation
+
+type Checked<T> = Result<T, ManifestError>;
+
+struct Checker<'a> {
+    file: &'a Path,
+    text: &'a str,
+    spans: Option<SpanNode>,
+}
+
+const APPLICATION_KEYS: &[&str] = &[
+    "name",
+    "version",
+    "description",
+    "authors",
+    "targets",
+    "tool",
+    "trigger",
+];
+const VARIABLE_KEYS: &[&str] = &["default", "required", "secret", "description"];
+const TRIGGER_KEYS: &[&str] = &["id", "route", "component", "executor"];
+const TRIGGER_UNSUPPORTED: &[(&str, &str)] = &[
+    ("static_response", "static responses"),
+    ("components", "the reserved `components` key"),
+];
+const COMPONENT_KEYS: &[&str] = &[
+    "source",
+    "description",
+    "variables",
+    "environment",
+    "files",
+    "allowed_outbound_hosts",
+    "key_value_stores",
+    "build",
+    "limits",
+    "tool",
+];
+const COMPONENT_UNSUPPORTED: &[(&str, &str)] = &[
+    ("sqlite_databases", "SQLite databases"),
+    ("ai_models", "Serverless AI models"),
+    ("dependencies", "component dependencies"),
+    (
+        "dependencies_inherit_configuration",
+        "component dependencies",
+    ),
+    ("exclude_files", "excluding files from `files` mounts"),
+    (
+        "allowed_http_hosts",
+        "deprecated in Spin: use `allowed_outbound_hosts = [\"https://example.com\"]`",
+    ),
+    ("profile", "build profiles"),
+    ("targets", "deployment targets"),
+];
+const BUILD_KEYS: &[&str] = &["command", "workdir", "watch"];
+const LIMITS_KEYS: &[&str] = &["request_timeout_ms", "max_memory_mb"];
+
+impl Checker<'_> {
+    fn error_at(
+        &self,
+        key: &KeyPath,
+        locate: &KeyPath,
+        at: At,
+        message: impl Into<String>,
+    ) -> ManifestError {
+        ManifestError {
+            file: self.file.to_path_buf(),
+            key: (!key.is_root()).then(|| key.to_string()),
+            line_col: self
+                .spans
+                .as_ref()
+                .and_then(|s| s.locate(locate, at))
+                .and_then(|offset| line_col(self.text, offset)),
+            message: message.into(),
+        }
+    }
+
+    /// An error about the value at `path`.
+    fn error(&self, path: &KeyPath, message: impl Into<String>) -> ManifestError {
+        self.error_at(path, path, At::Value, message)
+    }
+
+    /// An error about the key at `path` itself (unknown, unsupported, misnamed).
+    fn key_error(&self, path: &KeyPath, message: impl Into<String>) -> ManifestError {
+        self.error_at(path, path, At::Key, message)
+    }
+
+    fn position(&self, path: &KeyPath) -> usize {
+        self.spans
+            .as_ref()
+            .and_then(|s| s.locate(path, At::Key))
+            .unwrap_or(usize::MAX)
+    }
+
+    /// Refuses keys that are not in `allowed`, and keys in `unsupported` unless their
+    /// value is empty (`[]`, `{}`, `false`), reporting the first one in the file.
+    fn check_keys(
+        &self,
+        table: &Table,
+        path: &KeyPath,
+        allowed: &[&str],
+        unsupported: &[(&str, &str)],
+    ) -> Checked<()> {
+        let mut bad: Vec<(&String, &Value)> = table
+            .iter()
+            .filter(|(k, v)| {
+                let harmless = unsupported.iter().any(|(u, _)| u == k) && is_empty_value(v);
+                !(allowed.contains(&k.as_str()) || harmless)
+            })
+            .collect();
+        bad.sort_by_key(|(k, _)| (self.position(&path.key(k)), k.to_string()));
+        let Some((key, _)) = bad.first() else {
+            return Ok(());
+        };
+        if let Some((_, what)) = unsupported.iter().find(|(u, _)| u == key) {
+            return Err(self.key_error(
+                &path.key(key),
+                format!("`{key}` is not supported by estore ({what})"),
+            ));
+        }
+        let mut message = format!(
+            "unknown key `{key}` (expected one of: {})",
+            allowed.join(", ")
+        );
+        if let Some(close) = allowed.iter().find(|a| is_close(a, key)) {
+            message.push_str(&format!("; did you mean `{close}`?"));
+        }
+        Err(self.error_at(path, &path.key(key), At::Key, message))
+    }
+
+    fn table<'v>(&self, value: &'v Value, path: &KeyPath) -> Checked<&'v Table> {
+        value
+            .as_table()
+            .ok_or_else(|| self.error(path, format!("expected a table, found {}", kind(value))))
+    }
+
+    fn string<'v>(&self, value: &'v Value, path: &KeyPath) -> Checked<&'v str> {
+        value
+            .as_str()
+            .ok_or_else(|| self.error(path, format!("expected a string, found {}", kind(value))))
+    }
+
+    fn boolean(&self, value: &Value, path: &KeyPath) -> Checked<bool> {
+        value.as_bool().ok_or_else(|| {
+            self.error(
+                path,
+                format!("expected true or false, found {}", kind(value)),
+            )
+        })
+    }
+
+    fn array<'v>(&self, value: &'v Value, path: &KeyPath) -> Checked<&'v Vec<Value>> {
+        value
+            .as_array()
+            .ok_or_else(|| self.error(path, format!("expected an array, found {}", kind(value))))
+    }
+
+    fn strings(&self, value: &Value, path: &KeyPath) -> Checked<Vec<String>> {
+        let items = self.array(value, path)?;
+        items
+            .iter()
+            .enumerate()
+            .map(|(i, v)| self.string(v, &path.index(i)).map(str::to_string))
+            .collect()
+    }
+
+    fn string_map(&self, value: &Value, path: &KeyPath) -> Checked<BTreeMap<String, String>> {
+        let table = self.table(value, path)?;
+        table
+            .iter()
+            .map(|(k, v)| Ok((k.clone(), self.string(v, &path.key(k))?.to_string())))
+            .collect()
+    }
+
+    fn opt_string(&self, table: &Table, path: &KeyPath, key: &str) -> Checked<Option<String>> {
+        table
+            .get(key)
+            .map(|v| self.string(v, &path.key(key)).map(str::to_string))
+            .transpose()
+    }
+
+    fn positive(&self, value: &Value, path: &KeyPath) -> Checked<u64> {
+        match value.as_integer() {
+            Some(n) if n > 0 => Ok(n.unsigned_abs()),
+            Some(n) => Err(self.error(path, format!("must be a positive integer, not {n}"))),
+            None => Err(self.error(
+                path,
+                format!("expected a positive integer, found {}", kind(value)),
+            )),
+        }
+    }
+
+    // -- the document --------------------------------------------------------
+
+    fn manifest(&self, doc: &Table, path: &Path, dir: PathBuf) -> Checked<Manifest> {
+        let root = KeyPath::default();
+        self.version(doc)?;
+        self.check_keys(
+            doc,
+            &root,
+            &[
+                "spin_manifest_version",
+                "application",
+                "variables",
+                "trigger",
+                "component",
+            ],
+            &[],
+        )?;
+        let application = match doc.get("application") {
+            Some(v) => self.application(v, &root.key("application"))?,
+            None => {
+                return Err(self.error(
+                    &root.key("application"),
+                    "missing `[application]` table (with at least `name`)",
+                ));
+            }
+        };
+        let variables = match doc.get("variables") {
+            Some(v) => self.variables(v, &root.key("variables"))?,
+            None => BTreeMap::new(),
+        };
+        let mut components = BTreeMap::new();
+        if let Some(value) = doc.get("component") {
+            let path = root.key("component");
+            for (id, decl) in self.table(value, &path)? {
+                let here = path.key(id);
+                check_component_id(id).map_err(|e| self.key_error(&here, e))?;
+                let component = self.component(decl, &here, id, &dir, &variables)?;
+                components.insert(id.clone(), component);
+            }
+        }
+        let http_triggers = self.triggers(doc, &mut components, &dir, &variables)?;
+        Ok(Manifest {
+            path: path.to_path_buf(),
+            dir,
+            application,
+            variables,
+            http_triggers,
+            components,
+        })
+    }
+
+    fn version(&self, doc: &Table) -> Checked<()> {
+        let path = KeyPath::default().key("spin_manifest_version");
+        const ONLY_V2: &str = "estore supports only Spin manifest version 2";
+        if doc.contains_key("spin_version") {
+            return Err(self.key_error(
+                &KeyPath::default().key("spin_version"),
+                format!(
+                    "this is a version 1 Spin manifest; {ONLY_V2} (`spin_manifest_version = 2`)"
+                ),
+            ));
+        }
+        match doc.get("spin_manifest_version") {
+            None => Err(self.error(
+                &path,
+                format!("missing `spin_manifest_version`; {ONLY_V2} (`spin_manifest_version = 2`)"),
+            )),
+            Some(Value::Integer(2)) => Ok(()),
+            Some(Value::Integer(1)) => Err(self.error(
+                &path,
+                format!("version 1 manifests are not supported; {ONLY_V2}"),
+            )),
+            Some(Value::String(s)) if s == "1" => Err(self.error(
+                &path,
+                format!("version 1 manifests are not supported; {ONLY_V2}"),
+            )),
+            Some(Value::String(s)) if s == "2" => Err(self.error(
+                &path,
+                "the version is an integer: write `spin_manifest_version = 2` (no quotes)",
+            )),
+            Some(v) => Err(self.error(
+                &path,
+                format!("unsupported manifest version {v}; {ONLY_V2}"),
+            )),
+        }
+    }
+
+    fn application(&self, value: &Value, path: &KeyPath) -> Checked<Application> {
+        let table = self.table(value, path)?;
+        self.check_keys(table, path, APPLICATION_KEYS, &[])?;
+        let name = match table.get("name") {
+            Some(v) => self.string(v, &path.key("name"))?.to_string(),
+            None => return Err(self.error(path, "missing `name`")),
+        };
+        if name.trim().is_empty() {
+            return Err(self.error(&path.key("name"), "the application name is empty"));
+        }
+        let authors = match table.get("authors") {
+            Some(v) => self.strings(v, &path.key("authors"))?,
+            None => Vec::new(),
+        };
+        if let Some(v) = table.get("targets") {
+            // Spin's deployment-compatibility list; nothing for estore to do.
+            self.array(v, &path.key("targets"))?;
+        }
+        if let Some(v) = table.get("tool") {
+            // Settings for other tools; Spin ignores them too.
+            self.table(v, &path.key("tool"))?;
+        }
+        let mut http_base = "/".to_string();
+        if let Some(v) = table.get("trigger") {
+            let tpath = path.key("trigger");
+            let triggers = self.table(v, &tpath)?;
+            for (kind, config) in triggers {
+                let here = tpath.key(kind);
+                if kind != "http" {
+                    return Err(self.key_error(
+                        &here,
+                        format!("trigger type `{kind}` is not supported by estore (only `http`)"),
+                    ));
+                }
+                let config = self.table(config, &here)?;
+                self.check_keys(config, &here, &["base"], &[])?;
+                if let Some(base) = config.get("base") {
+                    let bpath = here.key("base");
+                    let base = self.string(base, &bpath)?;
+                    routes::validate_base(base).map_err(|e| self.error(&bpath, e))?;
+                    http_base = base.to_string();
+                }
+            }
+        }
+        Ok(Application {
+            name,
+            version: self.opt_string(table, path, "version")?,
+            description: self.opt_string(table, path, "description")?,
+            authors,
+            http_base,
+        })
+    }
+
+    fn variables(&self, value: &Value, path: &KeyPath) -> Checked<BTreeMap<String, VariableDecl>> {
+        let mut out = BTreeMap::new();
+        for (name, decl) in self.table(value, path)? {
+            let here = path.key(name);
+            check_variable_name(name).map_err(|e| self.key_error(&here, e))?;
+            let table = decl.as_table().ok_or_else(|| {
+                self.error(
+                    &here,
+                    format!(
+                        "expected a table such as `{{ default = \"...\" }}` or `{{ required = true }}`, found {}",
+                        kind(decl)
+                    ),
+                )
+            })?;
+            self.check_keys(table, &here, VARIABLE_KEYS, &[])?;
+            let default = self.opt_string(table, &here, "default")?;
+            let flag = |key: &str| match table.get(key) {
+                Some(v) => self.boolean(v, &here.key(key)),
+                None => Ok(false),
+            };
+            let required = flag("required")?;
+            let secret = flag("secret")?;
+            match (required, &default) {
+                (true, Some(_)) => {
+                    return Err(self.error(
+                        &here.key("default"),
+                        format!("variable `{name}` is `required = true` and has a `default`: it must be one or the other"),
+                    ));
+                }
+                (false, None) => {
+                    return Err(self.error(
+                        &here,
+                        format!("variable `{name}` needs a `default` or `required = true`"),
+                    ));
+                }
+                _ => {}
+            }
+            out.insert(
+                name.clone(),
+                VariableDecl {
+                    default,
+                    required,
+                    secret,
+                    description: self.opt_string(table, &here, "description")?,
+                },
+            );
+        }
+        Ok(out)
+    }
+
+    /// Checks a template and that every variable it names is declared.
+    fn template(
+        &self,
+        template: &str,
+        path: &KeyPath,
+        what: &str,
+        variables: &BTreeMap<String, VariableDecl>,
+    ) -> Checked<()> {
+        let parts =
+            parse_template(template).map_err(|e| self.error(path, format!("{what}: {e}")))?;
+        for part in parts {
+            if let Part::Variable(name) = part {
+                if check_variable_name(name).is_err() {
+                    return Err(self.error(
+                        path,
+                        format!("{what}: `{{{{ {name} }}}}` does not name a variable"),
+                    ));
+                }
+                if !variables.contains_key(name) {
+                    return Err(self.error(
+                        path,
+                        format!("{what} references the application variable `{name}`, which is not declared in [variables]"),
+                    ));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn component(
+        &self,
+        value: &Value,
+        path: &KeyPath,
+        id: &str,
+        dir: &Path,
+        variables: &BTreeMap<String, VariableDecl>,
+    ) -> Checked<ComponentDecl> {
+        let table = self.table(value, path)?;
+        self.check_keys(table, path, COMPONENT_KEYS, COMPONENT_UNSUPPORTED)?;
+
+        let source = match table.get("source") {
+            None => {
+                return Err(self.error(
+                    path,
+                    "missing `source` (the component's Wasm file, e.g. `source = \"target/wasm32-wasip2/release/app.wasm\"`)",
+                ));
+            }
+            Some(Value::String(s)) if s.trim().is_empty() => {
+                return Err(self.error(&path.key("source"), "`source` is empty"));
+            }
+            Some(Value::String(s)) => dir.join(s),
+            Some(Value::Table(t)) if t.contains_key("url") => {
+                return Err(self.error(
+                    &path.key("source"),
+                    "remote sources (`source = { url = ..., digest = ... }`) are not supported by estore: download the Wasm file and give its path",
+                ));
+            }
+            Some(Value::Table(t)) if t.contains_key("package") || t.contains_key("registry") => {
+                return Err(self.error(
+                    &path.key("source"),
+                    "registry sources (`source = { registry = ..., package = ..., version = ... }`) are not supported by estore: give the path of a Wasm file",
+                ));
+            }
+            Some(other) => {
+                return Err(self.error(
+                    &path.key("source"),
+                    format!("expected the path of a Wasm file, found {}", kind(other)),
+                ));
+            }
+        };
+
+        let mut component_variables = BTreeMap::new();
+        if let Some(v) = table.get("variables") {
+            let vpath = path.key("variables");
+            for (name, template) in self.table(v, &vpath)? {
+                let here = vpath.key(name);
+                check_variable_name(name).map_err(|e| self.key_error(&here, e))?;
+                let template = self.string(template, &here)?;
+                self.template(
+                    template,
+                    &here,
+                    &format!("component variable `{name}`"),
+                    variables,
+                )?;
+                component_variables.insert(name.clone(), template.to_string());
+            }
+        }
+
+        let environment = match table.get("environment") {
+            Some(v) => self.string_map(v, &path.key("environment"))?,
+            None => BTreeMap::new(),
+        };
+        for name in environment.keys() {
+            if name.is_empty() || name.contains(['=', '\0']) {
+                return Err(self.key_error(
+                    &path.key("environment").key(name),
+                    format!("invalid environment variable name {name:?}"),
+                ));
+            }
+        }
+
+        let mut files = Vec::new();
+        if let Some(v) = table.get("files") {
+            let fpath = path.key("files");
+            for (i, entry) in self.array(v, &fpath)?.iter().enumerate() {
+                files.push(self.file_mount(entry, &fpath.index(i), dir)?);
+            }
+        }
+
+        let mut allowed_outbound_hosts = Vec::new();
+        if let Some(v) = table.get("allowed_outbound_hosts") {
+            let hpath = path.key("allowed_outbound_hosts");
+            for (i, entry) in self.strings(v, &hpath)?.into_iter().enumerate() {
+                let here = hpath.index(i);
+                if entry.contains("{{") {
+                    // Checked again once the variables are known, as in Spin.
+                    self.template(&entry, &here, &format!("`{entry}`"), variables)?;
+                } else {
+                    parse_allowed_host(&entry).map_err(|e| {
+                        self.error(&here, format!("invalid outbound host `{entry}`: {e}"))
+                    })?;
+                }
+                allowed_outbound_hosts.push(entry);
+            }
+        }
+
+        let key_value_stores = match table.get("key_value_stores") {
+            Some(v) => {
+                let kpath = path.key("key_value_stores");
+                let labels = self.strings(v, &kpath)?;
+                for (i, label) in labels.iter().enumerate() {
+                    check_store_label(label).map_err(|e| self.error(&kpath.index(i), e))?;
+                }
+                labels
+            }
+            None => Vec::new(),
+        };
+
+        let build = match table.get("build") {
+            Some(v) => Some(self.build(v, &path.key("build"), dir)?),
+            None => None,
+        };
+
+        let mut limits = ComponentLimits::default();
+        if let Some(v) = table.get("limits") {
+            let lpath = path.key("limits");
+            let lt = self.table(v, &lpath)?;
+            self.check_keys(lt, &lpath, LIMITS_KEYS, &[])?;
+            if let Some(v) = lt.get("request_timeout_ms") {
+                limits.request_timeout_ms =
+                    Some(self.positive(v, &lpath.key("request_timeout_ms"))?);
+            }
+            if let Some(v) = lt.get("max_memory_mb") {
+                limits.max_memory_mb = Some(self.positive(v, &lpath.key("max_memory_mb"))?);
+            }
+        }
+
+        if let Some(v) = table.get("tool") {
+            self.table(v, &path.key("tool"))?;
+        }
+
+        Ok(ComponentDecl {
+            id: id.to_string(),
+            description: self.opt_string(table, path, "description")?,
+            source,
+            allowed_outbound_hosts,
+            key_value_stores,
+            variables: component_variables,
+            environment,
+            files,
+            build,
+            limits,
+        })
+    }
+
+    fn file_mount(&self, entry: &Value, path: &KeyPath, dir: &Path) -> Checked<FileMount> {
+        let inside = |p: &str| {
+            !Path::new(p).is_absolute()
+                && !p.starts_with('/')
+                && !Path::new(p)
+                    .components()
+                    .any(|c| matches!(c, std::path::Component::ParentDir))
+        };
+        match entry {
+            Value::String(pattern) => {
+                if pattern.trim().is_empty() {
+                    return Err(self.error(path, "empty file pattern"));
+                }
+                if !inside(pattern) {
+                    return Err(self.error(
+                        path,
+                        format!("`{pattern}` must be relative to the manifest directory and stay inside it (no absolute path, no `..`); use `{{ source = ..., destination = ... }}` to mount elsewhere"),
+                    ));
+                }
+                glob::Pattern::new(pattern).map_err(|e| {
+                    self.error(path, format!("invalid glob pattern `{pattern}`: {e}"))
+                })?;
+                Ok(FileMount::Pattern(pattern.clone()))
+            }
+            Value::Table(table) => {
+                self.check_keys(table, path, &["source", "destination"], &[])?;
+                let source = match table.get("source") {
+                    Some(v) => self.string(v, &path.key("source"))?,
+                    None => return Err(self.error(path, "missing `source`")),
+                };
+                let destination = match table.get("destination") {
+                    Some(v) => self.string(v, &path.key("destination"))?,
+                    None => return Err(self.error(path, "missing `destination`")),
+                };
+                if source.trim().is_empty() || !inside(source) {
+                    return Err(self.error(
+                        &path.key("source"),
+                        format!("`{source}` must be a path relative to the manifest directory, inside it (no absolute path, no `..`)"),
+                    ));
+                }
+                if !destination.starts_with('/') {
+                    return Err(self.error(
+                        &path.key("destination"),
+                        format!(
+                            "`{destination}` must be an absolute guest path (starting with `/`)"
+                        ),
+                    ));
+                }
+                Ok(FileMount::Mapping {
+                    source: dir.join(source),
+                    destination: destination.to_string(),
+                })
+            }
+            other => Err(self.error(
+                path,
+                format!(
+                    "expected a path pattern or `{{ source = ..., destination = ... }}`, found {}",
+                    kind(other)
+                ),
+            )),
+        }
+    }
+
+    fn build(&self, value: &Value, path: &KeyPath, dir: &Path) -> Checked<BuildConfig> {
+        let table = self.table(value, path)?;
+        self.check_keys(table, path, BUILD_KEYS, &[])?;
+        let cpath = path.key("command");
+        let commands = match table.get("command") {
+            None => {
+                return Err(self.error(
+                    path,
+                    "missing `command` (the shell command that builds the component)",
+                ));
+            }
+            Some(Value::String(s)) => vec![s.clone()],
+            Some(v @ Value::Array(_)) => self.strings(v, &cpath)?,
+            Some(other) => {
+                return Err(self.error(
+                    &cpath,
+                    format!(
+                        "expected a command or a list of commands, found {}",
+                        kind(other)
+                    ),
+                ));
+            }
+        };
+        if commands.is_empty() || commands.iter().any(|c| c.trim().is_empty()) {
+            return Err(self.error(&cpath, "empty build command"));
+        }
+        Ok(BuildConfig {
+            command: commands.join(" && "),
+            commands,
+            workdir: self
+                .opt_string(table, path, "workdir")?
+                .map(|w| dir.join(w)),
+            watch: match table.get("watch") {
+                Some(v) => self.strings(v, &path.key("watch"))?,
+                None => Vec::new(),
+            },
+        })
+    }
+
+    fn triggers(
+        &self,
+        doc: &Table,
+        components: &mut BTreeMap<String, ComponentDecl>,
+        dir: &Path,
+        variables: &BTreeMap<String, VariableDecl>,
+    ) -> Checked<Vec<HttpTrigger>> {
+        let tpath = KeyPath::default().key("trigger");
+        const NO_TRIGGERS: &str = "the application has no triggers: add a `[[trigger.http]]` with a `route` and a `component`";
+        let Some(value) = doc.get("trigger") else {
+            return Err(self.error(&tpath, NO_TRIGGERS));
+        };
+        let table = self.table(value, &tpath)?;
+        let mut entries: &[Value] = &[];
+        for (kind_name, list) in table {
+            let here = tpath.key(kind_name);
+            if kind_name != "http" {
+                return Err(self.key_error(
+                    &here,
+                    format!("trigger type `{kind_name}` is not supported by estore (only `http`)"),
+                ));
+            }
+            entries = list.as_array().ok_or_else(|| {
+                self.error(
+                    &here,
+                    format!(
+                        "expected an array of tables (write `[[trigger.http]]`), found {}",
+                        kind(list)
+                    ),
+                )
+            })?;
+        }
+        if entries.is_empty() {
+            return Err(self.error(&tpath, NO_TRIGGERS));
+        }
+        let hpath = tpath.key("http");
+
+        // First pass: shape, ids and inline components, as Spin's normalisation does.
+        let mut tables = Vec::new();
+        for (i, entry) in entries.iter().enumerate() {
+            let here = hpath.index(i);
+            let t = entry.as_table().ok_or_else(|| {
+                self.error(&here, format!("expected a table, found {}", kind(entry)))
+            })?;
+            self.check_keys(t, &here, TRIGGER_KEYS, TRIGGER_UNSUPPORTED)?;
+            let id = self.opt_string(t, &here, "id")?;
+            tables.push((here, t, id));
+        }
+        let trigger_ids = normalized_trigger_ids(&tables);
+
+        let mut triggers = Vec::new();
+        let mut references = Vec::new();
+        for ((here, t, id), trigger_id) in tables.iter().zip(&trigger_ids) {
+            let cpath = here.key("component");
+            let component = match t.get("component") {
+                None => {
+                    return Err(
+                        self.error(here, "missing `component` (the id of the component to run)")
+                    );
+                }
+                Some(Value::String(name)) => {
+                    references.push((cpath, name.clone()));
+                    name.clone()
+                }
+                Some(inline @ Value::Table(_)) => {
+                    let generated = inline_component_id(trigger_id, components);
+                    let decl = self.component(inline, &cpath, &generated, dir, variables)?;
+                    components.insert(generated.clone(), decl);
+                    generated
+                }
+                Some(other) => {
+                    return Err(self.error(
+                        &cpath,
+                        format!(
+                            "expected a component id or an inline component table, found {}",
+                            kind(other)
+                        ),
+                    ));
+                }
+            };
+            let route = self.route(t, here)?;
+            if let Some(executor) = t.get("executor") {
+                self.executor(executor, &here.key("executor"))?;
+            }
+            triggers.push(HttpTrigger {
+                id: id.clone(),
+                route,
+                component,
+            });
+        }
+
+        for (path, name) in references {
+            if !components.contains_key(&name) {
+                let known: Vec<&str> = components.keys().map(String::as_str).collect();
+                let mut message = if known.is_empty() {
+                    format!("no component `{name}` (no components are defined)")
+                } else {
+                    format!("no component `{name}` (defined: {})", known.join(", "))
+                };
+                if let Some(close) = known.iter().find(|k| is_close(k, &name)) {
+                    message.push_str(&format!("; did you mean `{close}`?"));
+                }
+                return Err(self.error(&path, message));
+            }
+        }
+
+        let mut seen: BTreeMap<String, usize> = BTreeMap::new();
+        for (i, trigger) in triggers.iter().enumerate() {
+            let HttpRoute::Path(route) = &trigger.route else {
+                continue;
+            };
+            let rpath = hpath.index(i).key("route");
+            let key = routes::route_key(route).map_err(|e| self.error(&rpath, e))?;
+            if let Some(&first) = seen.get(&key) {
+                let (earlier, earlier_route) = match triggers.get(first).map(|t| &t.route) {
+                    Some(HttpRoute::Path(r)) => {
+                        (describe_trigger(&hpath, first, &triggers), r.as_str())
+                    }
+                    _ => (describe_trigger(&hpath, first, &triggers), ""),
+                };
+                return Err(self.error(
+                    &rpath,
+                    format!(
+                        "route `{route}` of {} duplicates route `{earlier_route}` of {earlier}: both match the same requests",
+                        describe_trigger(&hpath, i, &triggers)
+                    ),
+                ));
+            }
+            seen.insert(key, i);
+        }
+        Ok(triggers)
+    }
+
+    fn route(&self, trigger: &Table, path: &KeyPath) -> Checked<HttpRoute> {
+        let rpath = path.key("route");
+        match trigger.get("route") {
+            None => Err(self.error(
+                path,
+                "missing `route` (e.g. `route = \"/hello/...\"` or `route = { private = true }`)",
+            )),
+            Some(Value::String(route)) => {
+                routes::validate_route(route)
+                    .map_err(|e| self.error(&rpath, format!("invalid route `{route}`: {e}")))?;
+                Ok(HttpRoute::Path(route.clone()))
+            }
+            Some(Value::Table(t)) => {
+                self.check_keys(t, &rpath, &["private"], &[])?;
+                let private = match t.get("private") {
+                    Some(v) => self.boolean(v, &rpath.key("private"))?,
+                    None => false,
+                };
+                if private {
+                    Ok(HttpRoute::Private)
+                } else {
+                    Err(self.error(
+                        &rpath,
+                        "a route must be a path pattern or `{ private = true }`",
+                    ))
+                }
+            }
+            Some(other) => Err(self.error(
+                &rpath,
+                format!(
+                    "expected a path pattern or `{{ private = true }}`, found {}",
+                    kind(other)
+                ),
+            )),
+        }
+    }
+
+    fn executor(&self, value: &Value, path: &KeyPath) -> Checked<()> {
+        let table = self.table(value, path)?;
+        let tpath = path.key("type");
+        let kind_name = match table.get("type") {
+            Some(v) => self.string(v, &tpath)?,
+            None => {
+                return Err(self.error(path, "missing `type` (`executor = { type = \"spin\" }`)"));
+            }
+        };
+        match kind_name {
+            "spin" | "http" => self.check_keys(table, path, &["type"], &[]),
+            "wagi" => Err(self.error(
+                &tpath,
+                "the Wagi executor is not supported by estore: only HTTP components (`executor = { type = \"spin\" }`, the default)",
+            )),
+            other => Err(self.error(
+                &tpath,
+                format!("unknown executor type `{other}` (expected `spin`)"),
+            )),
+        }
+    }
+}
+
+fn describe_trigger(hpath: &KeyPath, i: usize, triggers: &[HttpTrigger]) -> String {
+    let at = hpath.index(i).to_string();
+    match triggers.get(i) {
+        Some(HttpTrigger {
+            id: Some(id),
+            component,
+            ..
+        }) => {
+            format!("trigger `{id}` ({at}, component `{component}`)")
+        }
+        Some(t) => format!("{at} (component `{}`)", t.component),
+        None => at,
+    }
+}
+
+/// Spin's trigger-id normalisation, needed to name inline components as Spin does:
+/// a trigger without `id` gets `<component>-http-trigger`, or else `http-trigger<n>`.
+fn normalized_trigger_ids(tables: &[(KeyPath, &Table, Option<String>)]) -> Vec<String> {
+    let mut taken: BTreeSet<String> = tables
+        .iter()
+        .map(|(_, _, id)| id.clone().unwrap_or_default())
+        .collect();
+    let mut counter = 1;
+    let mut out = Vec::new();
+    for (_, table, id) in tables {
+        if let Some(id) = id.as_ref().filter(|id| !id.is_empty()) {
+            out.push(id.clone());
+            continue;
+        }
+        if let Some(Value::String(component)) = table.get("component") {
+            let candidate = format!("{component}-http-trigger");
+            if taken.insert(candidate.clone()) {
+                out.push(candidate);
+                continue;
+            }
+        }
+        loop {
+            let candidate = format!("http-trigger{counter}");
+            if taken.insert(candidate.clone()) {
+                out.push(candidate);
+                break;
+            }
+            counter += 1;
+        }
+    }
+    out
+}
+
+/// Spin's id for an inline component: `<trigger-id>-component`, or else the first
+/// free `inline-component<n>`.
+fn inline_component_id(trigger_id: &str, components: &BTreeMap<String, ComponentDecl>) -> String {
+    let natural = format!("{trigger_id}-component");
+    if is_component_id(&natural) && !components.contains_key(&natural) {
+        return natural;
+    }
+    let mut n = 1;
+    loop {
+        let candidate = format!("inline-component{n}");
+        if !components.contains_key(&candidate) {
+            return candidate;
+        }
+        n += 1;
+    }
+}
+
+fn kind(value: &Value) -> &'static str {
+    match value {
+        Value::String(_) => "a string",
+        Value::Integer(_) => "an integer",
+        Value::Float(_) => "a float",
+        Value::Boolean(_) => "a boolean",
+        Value::Datetime(_) => "a date-time",
+        Value::Array(_) => "an array",
+        Value::Table(_) => "a table",
+    }
+}
+
+fn is_empty_value(value: &Value) -> bool {
+    match value {
+        Value::Array(a) => a.is_empty(),
+        Value::Table(t) => t.is_empty(),
+        Value::Boolean(b) => !b,
+        _ => false,
+    }
+}
+
+/// Close enough to be a typo: edit distance at most 2 (1 for short words).
+fn is_close(candidate: &str, typed: &str) -> bool {
+    let limit = if typed.chars().count() <= 4 { 1 } else { 2 };
+    let a: Vec<char> = candidate.chars().collect();
+    let b: Vec<char> = typed.chars().collect();
+    if a.len().abs_diff(b.len()) > limit {
+        return false;
+    }
+    let mut previous: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.iter().enumerate() {
+        let mut current = vec![i + 1];
+        for (j, cb) in b.iter().enumerate() {
+            let substitution = previous[j] + usize::from(ca != cb);
+            current.push(substitution.min(previous[j + 1] + 1).min(current[j] + 1));
+        }
+        previous = current;
+    }
+    previous.last().is_some_and(|d| *d <= limit)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const HEAD: &str = "spin_manifest_version = 2\n[application]\nname = \"app\"\n";
+
+    fn parse(text: &str) -> Result<Manifest, ManifestError> {
+        Manifest::parse(Path::new("/srv/app/spin.toml"), text)
+    }
+
+    fn ok(text: &str) -> Manifest {
+        match parse(text) {
+            Ok(m) => m,
+            Err(e) => panic!("should parse, got: {e}"),
+        }
+    }
+
+    fn err(text: &str) -> ManifestError {
+        match parse(text) {
+            Ok(m) => panic!("should fail, got: {m:?}"),
+            Err(e) => e,
+        }
+    }
+
+    /// A minimal valid app with one component `hello` at `/hello/...`, plus `extra`
+    /// appended to the component table.
+    fn with_component(extra: &str) -> String {
+        format!(
+            "{HEAD}[[trigger.http]]\nroute = \"/hello/...\"\ncomponent = \"hello\"\n\n[component.hello]\nsource = \"hello.wasm\"\n{extra}"
+        )
+    }
+
+    fn assert_err(text: &str, key: Option<&str>, needles: &[&str]) -> ManifestError {
+        let e = err(text);
+        assert_eq!(e.key.as_deref(), key, "key of: {e}");
+        for needle in needles {
+            assert!(e.message.contains(needle), "`{needle}` not in: {e}");
+        }
+        assert!(!e.to_string().contains('\n'), "one line: {e}");
+        e
+    }
+
+    const FULL: &str = r#"
+spin_manifest_version = 2
+
+[application]
+name = "shop"
+version = "1.2.3"
+description = "A shop"
+authors = ["Ann <ann@example.com>"]
+targets = ["spin-up:3.3"]
+[application.trigger.http]
+base = "/api"
+[application.tool.lint]
+level = "high"
+
+[variables]
+greeting = { default = "Hello" }
+target = { required = true, secret = true, description = "who" }
+api_host = { default = "api.example.com" }
+
+[[trigger.http]]
+id = "front"
+route = "/hello/..."
+component = "hello"
+executor = { type = "spin" }
+
+[[trigger.http]]
+route = { private = true }
+component = "backend"
+
+[[trigger.http]]
+route = "/users/:id"
+component = { source = "inline.wasm" }
+
+[component.hello]
+description = "Says hello"
+source = "target/hello.wasm"
+allowed_outbound_hosts = ["https://{{ api_host }}", "http://backend.spin.internal", "https://*.example.com:8443", "*://localhost:*", "http://127.0.0.1:3000..3010", "https://self"]
+key_value_stores = ["default", "cart_items", "user-data"]
+variables = { message = "{{ greeting }}, {{target}}!", plain = "text" }
+environment = { RUST_LOG = "info" }
+files = ["static/**/*", { source = "assets", destination = "/assets" }]
+[component.hello.build]
+command = ["cargo build", "wasm-tools strip"]
+workdir = "hello"
+watch = ["src/**/*.rs"]
+[component.hello.limits]
+request_timeout_ms = 1500
+max_memory_mb = 64
+[component.hello.tool.clean]
+command = "rm -rf target"
+
+[component.backend]
+source = "backend.wasm"
+
+[component.unused]
+source = "unused.wasm"
+"#;
+
+    #[test]
+    fn parses_a_full_manifest() {
+        let m = ok(FULL);
+        assert_eq!(m.path, Path::new("/srv/app/spin.toml"));
+        assert_eq!(m.dir, Path::new("/srv/app"));
+        assert_eq!(
+            m.application,
+            Application {
+                name: "shop".into(),
+                version: Some("1.2.3".into()),
+                description: Some("A shop".into()),
+                authors: vec!["Ann <ann@example.com>".into()],
+                http_base: "/api".into(),
+            }
+        );
+        assert_eq!(m.variables.len(), 3);
+        let target = &m.variables["target"];
+        assert!(target.required && target.secret && target.default.is_none());
+        assert_eq!(m.variables["greeting"].default.as_deref(), Some("Hello"));
+
+        assert_eq!(m.http_triggers.len(), 3);
+        assert_eq!(m.http_triggers[0].id.as_deref(), Some("front"));
+        assert_eq!(
+            m.http_triggers[0].route,
+            HttpRoute::Path("/hello/...".into())
+        );
+        assert_eq!(m.http_triggers[1].route, HttpRoute::Private);
+        assert_eq!(m.http_triggers[1].component, "backend");
+        // Spin names an inline component after its trigger's (generated) id.
+        assert_eq!(m.http_triggers[2].component, "http-trigger1-component");
+        assert_eq!(
+            m.components["http-trigger1-component"].source,
+            Path::new("/srv/app/inline.wasm")
+        );
+        assert_eq!(
+            m.http_routes(),
+            vec![
+                ("/hello/...".to_string(), "hello".to_string()),
+                (
+                    "/users/:id".to_string(),
+                    "http-trigger1-component".to_string()
+                ),
+            ]
+        );
+
+        let hello = m.component("hello").expect("hello");
+        assert_eq!(hello.source, Path::new("/srv/app/target/hello.wasm"));
+        assert_eq!(hello.description.as_deref(), Some("Says hello"));
+        assert_eq!(hello.allowed_outbound_hosts.len(), 6);
+        assert_eq!(
+            hello.key_value_stores,
+            vec!["default", "cart_items", "user-data"]
+        );
+        assert_eq!(hello.variables["message"], "{{ greeting }}, {{target}}!");
+        assert_eq!(hello.environment["RUST_LOG"], "info");
+        assert_eq!(
+            hello.files,
+            vec![
+                FileMount::Pattern("static/**/*".into()),
+                FileMount::Mapping {
+                    source: PathBuf::from("/srv/app/assets"),
+                    destination: "/assets".into()
+                },
+            ]
+        );
+        let build = hello.build.as_ref().expect("build");
+        assert_eq!(build.command, "cargo build && wasm-tools strip");
+        assert_eq!(build.commands, vec!["cargo build", "wasm-tools strip"]);
+        assert_eq!(build.workdir.as_deref(), Some(Path::new("/srv/app/hello")));
+        assert_eq!(build.watch, vec!["src/**/*.rs"]);
+        assert_eq!(
+            hello.limits,
+            ComponentLimits {
+                request_timeout_ms: Some(1500),
+                max_memory_mb: Some(64)
+            }
+        );
+        assert_eq!(m.components["backend"].limits, ComponentLimits::default());
+        // A component no trigger uses is fine.
+        assert!(m.components.contains_key("unused"));
+    }
+
+    #[test]
+    fn the_projects_own_manifest_is_valid() {
+        let m = ok(include_str!("../../spin.toml"));
+        assert!(!m.http_triggers.is_empty());
+    }
+
+    #[test]
+    fn defaults_when_optional_parts_are_absent() {
+        let m = ok(&with_component(""));
+        assert_eq!(m.application.http_base, "/");
+        assert_eq!(m.application.version, None);
+        assert!(m.application.authors.is_empty());
+        assert!(m.variables.is_empty());
+        let hello = &m.components["hello"];
+        assert!(hello.build.is_none() && hello.files.is_empty());
+        assert_eq!(hello.limits, ComponentLimits::default());
+    }
+
+    #[test]
+    fn relative_manifest_path_gets_an_absolute_dir() {
+        let m = match Manifest::parse(Path::new("spin.toml"), &with_component("")) {
+            Ok(m) => m,
+            Err(e) => panic!("{e}"),
+        };
+        assert_eq!(m.path, Path::new("spin.toml"));
+        assert!(m.dir.is_absolute(), "{}", m.dir.display());
+        assert_eq!(m.components["hello"].source, m.dir.join("hello.wasm"));
+    }
+
+    #[test]
+    fn error_display_is_one_line_with_file_position_and_key() {
+        let e = err(&with_component("sourc = \"x\"\n"));
+        assert_eq!(e.key.as_deref(), Some("component.hello"));
+        assert_eq!(e.line_col, Some((10, 1)));
+        assert_eq!(
+            e.to_string(),
+            "/srv/app/spin.toml:10:1: component.hello: unknown key `sourc` (expected one of: source, description, variables, environment, files, allowed_outbound_hosts, key_value_stores, build, limits, tool); did you mean `source`?"
+        );
+        let no_position = ManifestError {
+            file: "spin.toml".into(),
+            key: None,
+            line_col: None,
+            message: "first\nsecond".into(),
+        };
+        assert_eq!(no_position.to_string(), "spin.toml: first; second");
+    }
+
+    #[test]
+    fn bad_toml_syntax_reports_line_and_column() {
+        let e = err("spin_manifest_version = 2\n[application\nname = \"x\"\n");
+        assert_eq!(e.key, None);
+        assert_eq!(e.line_col, Some((2, 13)));
+        assert!(e.message.starts_with("invalid TOML"), "{e}");
+        assert!(!e.to_string().contains('\n'));
+        let e = err("spin_manifest_version = 2\n[application]\nname = \"x\"\nname = \"y\"\n");
+        assert_eq!(e.line_col.map(|(l, _)| l), Some(4));
+        assert!(e.message.contains("duplicate key"), "{e}");
+    }
+
+    #[test]
+    fn only_manifest_version_2_is_supported() {
+        let body = "[application]\nname = \"x\"\n";
+        let e = assert_err(
+            body,
+            Some("spin_manifest_version"),
+            &["missing", "only Spin manifest version 2"],
+        );
+        assert_eq!(e.line_col, None);
+        assert_err(
+            &format!("spin_manifest_version = 1\n{body}"),
+            Some("spin_manifest_version"),
+            &["version 1", "only Spin manifest version 2"],
+        );
+        assert_err(
+            &format!("spin_manifest_version = \"1\"\n{body}"),
+            Some("spin_manifest_version"),
+            &["version 1"],
+        );
+        assert_err(
+            &format!("spin_manifest_version = 3\n{body}"),
+            Some("spin_manifest_version"),
+            &[
+                "unsupported manifest version 3",
+                "only Spin manifest version 2",
+            ],
+        );
+        assert_err(
+            &format!("spin_manifest_version = \"2\"\n{body}"),
+            Some("spin_manifest_version"),
+            &["no quotes"],
+        );
+        let e = assert_err(
+            "spin_version = \"1\"\nname = \"old\"\ntrigger = { type = \"http\" }\n",
+            Some("spin_version"),
+            &["version 1", "only Spin manifest version 2"],
+        );
+        assert_eq!(e.line_col, Some((1, 1)));
+    }
+
+    #[test]
+    fn unknown_keys_are_refused_everywhere_with_their_table() {
+        let cases: Vec<(String, &str, &str, (usize, usize))> = vec![
+            (format!("colour = 1\n{HEAD}"), "", "colour", (1, 1)),
+            (format!("{HEAD}nmae = 2\n"), "application", "nmae", (4, 1)),
+            (
+                with_component("[component.hello.build]\ncommand = \"x\"\ncwd = \".\"\n"),
+                "component.hello.build",
+                "cwd",
+                (12, 1),
+            ),
+            (
+                with_component("limits = { timeout = 5 }\n"),
+                "component.hello.limits",
+                "timeout",
+                (10, 12),
+            ),
+            (
+                format!(
+                    "{HEAD}[variables]\nx = {{ default = \"1\", secrett = true }}\n[[trigger.http]]\nroute = \"/\"\ncomponent = \"c\"\n[component.c]\nsource = \"c.wasm\"\n"
+                ),
+                "variables.x",
+                "secrett",
+                (5, 22),
+            ),
+            (
+                format!(
+                    "{HEAD}[[trigger.http]]\nroute = \"/\"\ncomponent = \"c\"\nroutes = \"/x\"\n[component.c]\nsource = \"c.wasm\"\n"
+                ),
+                "trigger.http[0]",
+                "routes",
+                (7, 1),
+            ),
+            (
+                format!(
+                    "{HEAD}[[trigger.http]]\nroute = {{ private = true, public = false }}\ncomponent = \"c\"\n[component.c]\nsource = \"c.wasm\"\n"
+                ),
+                "trigger.http[0].route",
+                "public",
+                (5, 27),
+            ),
+            (
+                with_component(
+                    "files = [{ source = \"a\", destination = \"/a\", mode = \"ro\" }]\n",
+                ),
+                "component.hello.files[0]",
+                "mode",
+                (10, 46),
+            ),
+            (
+                format!(
+                    "{HEAD}[application.trigger.http]\nbase = \"/\"\nport = 80\n[[trigger.http]]\nroute = \"/\"\ncomponent = \"c\"\n[component.c]\nsource = \"c.wasm\"\n"
+                ),
+                "application.trigger.http",
+                "port",
+                (6, 1),
+            ),
+        ];
+        for (text, key, unknown, position) in cases {
+            let e = err(&text);
+            assert_eq!(e.key.as_deref().unwrap_or(""), key, "{e}");
+            assert!(
+                e.message
+                    .starts_with(&format!("unknown key `{unknown}` (expected one of: ")),
+                "{e}"
+            );
+            assert_eq!(e.line_col, Some(position), "{e}");
+        }
+    }
+
+    #[test]
+    fn unknown_key_suggests_a_close_name() {
+        let e = err(&with_component("allowed_outbound_host = []\n"));
+        assert!(
+            e.message
+                .ends_with("did you mean `allowed_outbound_hosts`?"),
+            "{e}"
+        );
+        let e = err(&with_component("zzz = 1\n"));
+        assert!(!e.message.contains("did you mean"), "{e}");
+    }
+
+    #[test]
+    fn trigger_naming_an_unknown_component_lists_the_defined_ones() {
+        let text = format!(
+            "{HEAD}[[trigger.http]]\nroute = \"/\"\ncomponent = \"helo\"\n[component.hello]\nsource = \"a.wasm\"\n[component.world]\nsource = \"b.wasm\"\n"
+        );
+        let e = assert_err(
+            &text,
+            Some("trigger.http[0].component"),
+            &[
+                "no component `helo`",
+                "defined: hello, world",
+                "did you mean `hello`?",
+            ],
+        );
+        assert_eq!(e.line_col, Some((6, 13)));
+        let text = format!("{HEAD}[[trigger.http]]\nroute = \"/\"\ncomponent = \"x\"\n");
+        assert_err(
+            &text,
+            Some("trigger.http[0].component"),
+            &["no components are defined"],
+        );
+    }
+
+    #[test]
+    fn trigger_needs_route_and_component() {
+        let text = format!(
+            "{HEAD}[[trigger.http]]\ncomponent = \"c\"\n[component.c]\nsource = \"c.wasm\"\n"
+        );
+        assert_err(&text, Some("trigger.http[0]"), &["missing `route`"]);
+        let text = format!("{HEAD}[[trigger.http]]\nroute = \"/\"\n");
+        assert_err(&text, Some("trigger.http[0]"), &["missing `component`"]);
+        assert_err(HEAD, Some("trigger"), &["no triggers"]);
+        assert_err(
+            &format!("trigger.http = []\n{HEAD}"),
+            Some("trigger"),
+            &["no triggers"],
+        );
+        assert_err(
+            &format!("{HEAD}[trigger.http]\nroute = \"/\"\ncomponent = \"c\"\n"),
+            Some("trigger.http"),
+            &["`[[trigger.http]]`"],
+        );
+    }
+
+    #[test]
+    fn duplicate_routes_name_both_triggers() {
+        let text = format!(
+            "{HEAD}[[trigger.http]]\nroute = \"/a\"\ncomponent = \"one\"\n[[trigger.http]]\nid = \"second\"\nroute = \"/a/\"\ncomponent = \"two\"\n[component.one]\nsource = \"1.wasm\"\n[component.two]\nsource = \"2.wasm\"\n"
+        );
+        let e = assert_err(
+            &text,
+            Some("trigger.http[1].route"),
+            &[
+                "`/a/`",
+                "trigger `second`",
+                "`/a`",
+                "trigger.http[0] (component `one`)",
+            ],
+        );
+        assert_eq!(e.line_col, Some((9, 9)));
+        for (a, b) in [("/x/...", "/x/*"), ("/u/:id", "/u/:name"), ("/", "/")] {
+            let text = format!(
+                "{HEAD}[[trigger.http]]\nroute = \"{a}\"\ncomponent = \"c\"\n[[trigger.http]]\nroute = \"{b}\"\ncomponent = \"c\"\n[component.c]\nsource = \"c.wasm\"\n"
+            );
+            assert_err(&text, Some("trigger.http[1].route"), &["duplicates"]);
+        }
+        // Private routes never clash; exact and wildcard are different routes.
+        ok(&format!(
+            "{HEAD}[[trigger.http]]\nroute = {{ private = true }}\ncomponent = \"c\"\n[[trigger.http]]\nroute = {{ private = true }}\ncomponent = \"c\"\n[[trigger.http]]\nroute = \"/a\"\ncomponent = \"c\"\n[[trigger.http]]\nroute = \"/a/...\"\ncomponent = \"c\"\n[component.c]\nsource = \"c.wasm\"\n"
+        ));
+    }
+
+    #[test]
+    fn routes_must_be_well_formed() {
+        for bad in [
+            "hello",
+            "",
+            "/a/.../b",
+            "/.../x",
+            "/a/*/b",
+            "/:",
+            "/:a/:a",
+            "/:file.json",
+        ] {
+            let text = format!(
+                "{HEAD}[[trigger.http]]\nroute = \"{bad}\"\ncomponent = \"c\"\n[component.c]\nsource = \"c.wasm\"\n"
+            );
+            assert_err(&text, Some("trigger.http[0].route"), &["invalid route"]);
+        }
+        let text = format!(
+            "{HEAD}[[trigger.http]]\nroute = {{ private = false }}\ncomponent = \"c\"\n[component.c]\nsource = \"c.wasm\"\n"
+        );
+        assert_err(
+            &text,
+            Some("trigger.http[0].route"),
+            &["{ private = true }"],
+        );
+        let text = format!(
+            "{HEAD}[[trigger.http]]\nroute = 5\ncomponent = \"c\"\n[component.c]\nsource = \"c.wasm\"\n"
+        );
+        assert_err(&text, Some("trigger.http[0].route"), &["found an integer"]);
+    }
+
+    #[test]
+    fn base_must_be_a_plain_absolute_path() {
+        for bad in ["api", "/a//b", "/api/..."] {
+            let text = format!(
+                "{HEAD}[application.trigger.http]\nbase = \"{bad}\"\n[[trigger.http]]\nroute = \"/\"\ncomponent = \"c\"\n[component.c]\nsource = \"c.wasm\"\n"
+            );
+            assert_err(&text, Some("application.trigger.http.base"), &[bad]);
+        }
+    }
+
+    #[test]
+    fn component_ids_are_kebab_case() {
+        for good in ["hello", "hello-world", "a1", "api-v2", "x-1y"] {
+            assert_eq!(check_component_id(good), Ok(()), "{good}");
+            ok(&format!(
+                "{HEAD}[[trigger.http]]\nroute = \"/\"\ncomponent = \"{good}\"\n[component.{good}]\nsource = \"c.wasm\"\n"
+            ));
+        }
+        for bad in [
+            "Hello",
+            "hello_world",
+            "1st",
+            "-a",
+            "a-",
+            "a--b",
+            "a.b",
+            "héllo",
+            "HELLO",
+        ] {
+            let text = format!(
+                "{HEAD}[[trigger.http]]\nroute = \"/\"\ncomponent = \"{bad}\"\n[component.\"{bad}\"]\nsource = \"c.wasm\"\n"
+            );
+            let e = err(&text);
+            assert!(e.message.contains("invalid component id"), "{bad}: {e}");
+            assert!(
+                e.key
+                    .as_deref()
+                    .is_some_and(|k| k.starts_with("component.")),
+                "{e}"
+            );
+        }
+        assert!(
+            err(&with_component("").replace("hello", "my_app"))
+                .message
+                .contains("not `_`")
+        );
+    }
+
+    #[test]
+    fn variable_names_follow_spins_rule() {
+        for good in ["a", "abc", "a1b2", "a_1", "api_host"] {
+            assert_eq!(check_variable_name(good), Ok(()), "{good}");
+        }
+        for bad in ["", "aX", "1bc", "_x", "x.y", "x_", "a__b", "x-y"] {
+            assert!(check_variable_name(bad).is_err(), "{bad}");
+        }
+        let text = format!(
+            "{HEAD}[variables]\nApiHost = {{ default = \"x\" }}\n[[trigger.http]]\nroute = \"/\"\ncomponent = \"c\"\n[component.c]\nsource = \"c.wasm\"\n"
+        );
+        let e = assert_err(
+            &text,
+            Some("variables.ApiHost"),
+            &["invalid variable name `ApiHost`"],
+        );
+        assert_eq!(e.line_col, Some((5, 1)));
+        let e = err(&with_component("variables = { BadName = \"x\" }\n"));
+        assert_eq!(e.key.as_deref(), Some("component.hello.variables.BadName"));
+        assert!(e.message.contains("invalid variable name"), "{e}");
+    }
+
+    #[test]
+    fn a_variable_is_either_required_or_has_a_default() {
+        let app = |decl: &str| {
+            format!(
+                "{HEAD}[variables]\nv = {decl}\n[[trigger.http]]\nroute = \"/\"\ncomponent = \"c\"\n[component.c]\nsource = \"c.wasm\"\n"
+            )
+        };
+        assert_err(
+            &app("{ required = true, default = \"x\" }"),
+            Some("variables.v.default"),
+            &["`required = true` and has a `default`"],
+        );
+        assert_err(
+            &app("{ secret = true }"),
+            Some("variables.v"),
+            &["needs a `default` or `required = true`"],
+        );
+        assert_err(
+            &app("\"just a string\""),
+            Some("variables.v"),
+            &["expected a table"],
+        );
+        assert_err(
+            &app("{ required = \"yes\" }"),
+            Some("variables.v.required"),
+            &["true or false"],
+        );
+        ok(&app("{ required = false, default = \"\" }"));
+    }
+
+    #[test]
+    fn component_variables_may_only_reference_declared_variables() {
+        let text = format!(
+            "{HEAD}[variables]\ngreeting = {{ default = \"hi\" }}\n[[trigger.http]]\nroute = \"/\"\ncomponent = \"c\"\n[component.c]\nsource = \"c.wasm\"\nvariables = {{ message = \"{{{{ greeting }}}} {{{{ target }}}}\" }}\n"
+        );
+        let e = assert_err(
+            &text,
+            Some("component.c.variables.message"),
+            &[
+                "component variable `message`",
+                "application variable `target`",
+                "not declared",
+            ],
+        );
+        assert_eq!(e.line_col.map(|(l, _)| l), Some(11));
+        assert_err(
+            &with_component("variables = { m = \"{{ unclosed\" }\n"),
+            Some("component.hello.variables.m"),
+            &["unmatched `{{`"],
+        );
+        assert_err(
+            &with_component("variables = { m = \"{{ not a name }}\" }\n"),
+            Some("component.hello.variables.m"),
+            &["does not name a variable"],
+        );
+        assert_err(
+            &with_component("variables = { m = 3 }\n"),
+            Some("component.hello.variables.m"),
+            &["expected a string"],
+        );
+    }
+
+    #[test]
+    fn allowed_outbound_hosts_follow_spins_syntax() {
+        for good in [
+            "http://example.com",
+            "https://example.com:8443",
+            "https://example.com/",
+            "*://example.com:*",
+            "*://*:*",
+            "https://*",
+            "https://*.example.com",
+            "http://self",
+            "http://self.alt",
+            "http://my-component.spin.internal",
+            "http://*.spin.internal",
+            "http://localhost:3000",
+            "http://127.0.0.1:8080",
+            "http://10.0.0.0/8:80",
+            "http://[::1]:8080",
+            "http://[::1]",
+            "http://localhost:1000..2000",
+        ] {
+            assert!(
+                parse_allowed_host(good).is_ok(),
+                "{good}: {:?}",
+                parse_allowed_host(good)
+            );
+        }
+        for (bad, why) in [
+            ("example.com", "no scheme"),
+            ("*", "not an outbound host"),
+            ("", "not an outbound host"),
+            (
+                "ftp://example.com",
+                "scheme `ftp` is not supported by estore",
+            ),
+            (
+                "redis://cache:6379",
+                "scheme `redis` is not supported by estore",
+            ),
+            ("ht-tp://x", "invalid scheme"),
+            ("*://example.com", "no port given"),
+            ("https://example.com/path", "path"),
+            ("https://example.com:443/path", "has a path"),
+            ("https://ex*mple.com", "`*` is only allowed"),
+            ("https://*.*.com", "`*` is only allowed"),
+            ("https://example.com:http", "not a number"),
+            ("https://example.com:70000", "not a number"),
+            ("https://example.com:2000..1000", "empty"),
+            ("https://exa mple.com", "invalid host"),
+            ("https://", "host is empty"),
+            ("insecure:allow-all", "*://*:*"),
+            ("https://10.0.0.0/40", "prefix"),
+        ] {
+            match parse_allowed_host(bad) {
+                Ok(h) => panic!("{bad} should be refused, got {h:?}"),
+                Err(e) => assert!(e.contains(why), "{bad}: {e}"),
+            }
+        }
+        let e = assert_err(
+            &with_component(
+                "allowed_outbound_hosts = [\"https://ok.example.com\", \"example.com\"]\n",
+            ),
+            Some("component.hello.allowed_outbound_hosts[1]"),
+            &["invalid outbound host `example.com`", "no scheme"],
+        );
+        assert_eq!(e.line_col, Some((10, 53)));
+        // Templates are checked once resolved, but their variables must exist.
+        let text = format!(
+            "{HEAD}[variables]\nhost = {{ default = \"x\" }}\n[[trigger.http]]\nroute = \"/\"\ncomponent = \"c\"\n[component.c]\nsource = \"c.wasm\"\nallowed_outbound_hosts = [\"https://{{{{ host }}}}:{{{{ port }}}}\"]\n"
+        );
+        assert_err(
+            &text,
+            Some("component.c.allowed_outbound_hosts[0]"),
+            &["`port`", "not declared"],
+        );
+        ok(&text.replace(":{{ port }}", ""));
+    }
+
+    #[test]
+    fn allowed_hosts_match_like_spin() {
+        let host = |s: &str| match parse_allowed_host(s) {
+            Ok(h) => h,
+            Err(e) => panic!("{s}: {e}"),
+        };
+        let h = host("https://example.com");
+        assert!(h.allows("https", "example.com", None));
+        assert!(h.allows("https", "EXAMPLE.com", Some(443)));
+        assert!(!h.allows("https", "example.com", Some(8443)));
+        assert!(!h.allows("http", "example.com", None));
+        let h = host("https://*.example.com");
+        assert!(h.allows("https", "api.example.com", None));
+        assert!(!h.allows("https", "example.com", None));
+        assert!(!h.allows("https", "badexample.com", None));
+        let h = host("*://localhost:*");
+        assert!(h.allows("http", "localhost", Some(1234)));
+        assert!(h.allows("https", "localhost", None));
+        let h = host("http://localhost:3000..3002");
+        assert!(h.allows("http", "localhost", Some(3001)));
+        assert!(!h.allows("http", "localhost", Some(3002)));
+        let h = host("http://10.0.0.0/8:*");
+        assert!(h.allows("http", "10.1.2.3", None));
+        assert!(!h.allows("http", "11.1.2.3", None));
+        assert!(host("http://[::1]:80").allows("http", "[::1]", None));
+        assert!(!host("http://self").allows("http", "self", None));
+        assert_eq!(host("http://self").host, HostPattern::ToSelf);
+        assert!(host("http://*.spin.internal").allows("http", "cart.spin.internal", None));
+    }
+
+    #[test]
+    fn key_value_store_labels() {
+        ok(&with_component(
+            "key_value_stores = [\"default\", \"a_b-c9\"]\n",
+        ));
+        for bad in ["", "Default", "a b", "a.b"] {
+            let e = err(&with_component(&format!(
+                "key_value_stores = [\"{bad}\"]\n"
+            )));
+            assert_eq!(
+                e.key.as_deref(),
+                Some("component.hello.key_value_stores[0]"),
+                "{e}"
+            );
+            assert!(e.message.contains("invalid key-value store label"), "{e}");
+        }
+        assert_err(
+            &with_component("key_value_stores = \"default\"\n"),
+            Some("component.hello.key_value_stores"),
+            &["expected an array"],
+        );
+    }
+
+    #[test]
+    fn build_needs_a_command() {
+        assert_err(
+            &with_component("[component.hello.build]\nwatch = [\"src/*.rs\"]\n"),
+            Some("component.hello.build"),
+            &["missing `command`"],
+        );
+        assert_err(
+            &with_component("[component.hello.build]\ncommand = []\n"),
+            Some("component.hello.build.command"),
+            &["empty build command"],
+        );
+        assert_err(
+            &with_component("[component.hello.build]\ncommand = 1\n"),
+            Some("component.hello.build.command"),
+            &["found an integer"],
+        );
+        let m = ok(&with_component(
+            "[component.hello.build]\ncommand = \"make\"\n",
+        ));
+        let build = m.components["hello"].build.clone().expect("build");
+        assert_eq!((build.command.as_str(), build.workdir), ("make", None));
+    }
+
+    #[test]
+    fn only_the_spin_http_executor_is_supported() {
+        let app = |executor: &str| {
+            format!(
+                "{HEAD}[[trigger.http]]\nroute = \"/\"\ncomponent = \"c\"\n{executor}\n[component.c]\nsource = \"c.wasm\"\n"
+            )
+        };
+        ok(&app(""));
+        ok(&app("executor = { type = \"spin\" }"));
+        ok(&app("executor = { type = \"http\" }"));
+        assert_err(
+            &app("executor = { type = \"wagi\", argv = \"${SCRIPT_NAME}\" }"),
+            Some("trigger.http[0].executor.type"),
+            &["Wagi executor is not supported"],
+        );
+        assert_err(
+            &app("executor = { type = \"cgi\" }"),
+            Some("trigger.http[0].executor.type"),
+            &["unknown executor type `cgi`"],
+        );
+        assert_err(
+            &app("executor = { type = \"spin\", argv = \"x\" }"),
+            Some("trigger.http[0].executor"),
+            &["unknown key `argv`"],
+        );
+        assert_err(
+            &app("executor = { }"),
+            Some("trigger.http[0].executor"),
+            &["missing `type`"],
+        );
+    }
+
+    #[test]
+    fn limits_must_be_positive() {
+        for bad in ["0", "-5"] {
+            assert_err(
+                &with_component(&format!(
+                    "[component.hello.limits]\nmax_memory_mb = {bad}\n"
+                )),
+                Some("component.hello.limits.max_memory_mb"),
+                &["positive integer"],
+            );
+        }
+        assert_err(
+            &with_component("[component.hello.limits]\nrequest_timeout_ms = 1.5\n"),
+            Some("component.hello.limits.request_timeout_ms"),
+            &["positive integer", "float"],
+        );
+    }
+
+    #[test]
+    fn unsupported_spin_features_say_so() {
+        for (extra, key, what) in [
+            (
+                "sqlite_databases = [\"default\"]\n",
+                "sqlite_databases",
+                "SQLite",
+            ),
+            ("ai_models = [\"llama2-chat\"]\n", "ai_models", "AI"),
+            (
+                "dependencies = { \"a:b/c\" = \"1.0.0\" }\n",
+                "dependencies",
+                "dependencies",
+            ),
+            (
+                "exclude_files = [\"secret/*\"]\n",
+                "exclude_files",
+                "excluding",
+            ),
+            (
+                "allowed_http_hosts = [\"example.com\"]\n",
+                "allowed_http_hosts",
+                "allowed_outbound_hosts",
+            ),
+        ] {
+            let e = assert_err(
+                &with_component(extra),
+                Some(&format!("component.hello.{key}")),
+                &["is not supported by estore", what],
+            );
+            assert_eq!(e.line_col, Some((10, 1)), "{e}");
+        }
+        // Empty lists ask for nothing, so they are harmless.
+        ok(&with_component(
+            "sqlite_databases = []\nai_models = []\ndependencies_inherit_configuration = false\n",
+        ));
+
+        let remote = with_component("").replace(
+            "source = \"hello.wasm\"",
+            "source = { url = \"https://example.com/x.wasm\", digest = \"sha256:00\" }",
+        );
+        assert_err(
+            &remote,
+            Some("component.hello.source"),
+            &["remote sources", "not supported by estore"],
+        );
+        let registry = with_component("").replace(
+            "source = \"hello.wasm\"",
+            "source = { registry = \"ttl.sh\", package = \"a:b\", version = \"1.0.0\" }",
+        );
+        assert_err(
+            &registry,
+            Some("component.hello.source"),
+            &["registry sources", "not supported"],
+        );
+
+        assert_err(
+            &format!("{HEAD}[[trigger.redis]]\nchannel = \"x\"\ncomponent = \"c\"\n"),
+            Some("trigger.redis"),
+            &["trigger type `redis` is not supported by estore"],
+        );
+        assert_err(
+            &format!(
+                "{}[application.trigger.redis]\naddress = \"redis://x\"\n",
+                with_component("")
+            ),
+            Some("application.trigger.redis"),
+            &["trigger type `redis` is not supported by estore"],
+        );
+        assert_err(
+            &format!(
+                "{HEAD}[[trigger.http]]\nroute = \"/\"\nstatic_response = {{ body = \"hi\" }}\n"
+            ),
+            Some("trigger.http[0].static_response"),
+            &["not supported by estore", "static responses"],
+        );
+    }
+
+    #[test]
+    fn files_are_relative_patterns_or_mappings_to_absolute_paths() {
+        let m = ok(&with_component(
+            "files = [\"a.txt\", \"static/**\", { source = \"data\", destination = \"/var/data\" }]\n",
+        ));
+        assert_eq!(m.components["hello"].files.len(), 3);
+        for (bad, key, why) in [
+            ("\"/etc/passwd\"", "files[0]", "relative"),
+            ("\"../secret\"", "files[0]", "relative"),
+            ("\"[\"", "files[0]", "invalid glob"),
+            (
+                "{ source = \"data\", destination = \"data\" }",
+                "files[0].destination",
+                "absolute guest path",
+            ),
+            (
+                "{ source = \"../data\", destination = \"/d\" }",
+                "files[0].source",
+                "relative",
+            ),
+            ("{ destination = \"/d\" }", "files[0]", "missing `source`"),
+            ("3", "files[0]", "found an integer"),
+        ] {
+            assert_err(
+                &with_component(&format!("files = [{bad}]\n")),
+                Some(&format!("component.hello.{key}")),
+                &[why],
+            );
+        }
+    }
+
+    #[test]
+    fn inline_components_are_named_like_spin_does() {
+        let text = format!(
+            "{HEAD}[[trigger.http]]\nid = \"front\"\nroute = \"/a\"\ncomponent = {{ source = \"a.wasm\" }}\n[[trigger.http]]\nroute = \"/b\"\ncomponent = {{ source = \"b.wasm\" }}\n[[trigger.http]]\nid = \"Not_Kebab\"\nroute = \"/c\"\ncomponent = {{ source = \"c.wasm\" }}\n[[trigger.http]]\nroute = \"/d\"\ncomponent = \"front-component\"\n"
+        );
+        let m = ok(&text);
+        let ids: Vec<&str> = m
+            .http_triggers
+            .iter()
+            .map(|t| t.component.as_str())
+            .collect();
+        assert_eq!(
+            ids,
+            vec![
+                "front-component",
+                "http-trigger1-component",
+                "inline-component1",
+                "front-component"
+            ]
+        );
+        assert_eq!(
+            m.components["inline-component1"].source,
+            Path::new("/srv/app/c.wasm")
+        );
+        let e = err(&format!(
+            "{HEAD}[[trigger.http]]\nroute = \"/a\"\ncomponent = {{ source = \"a.wasm\", colour = 1 }}\n"
+        ));
+        assert_eq!(e.key.as_deref(), Some("trigger.http[0].component"), "{e}");
+    }
+
+    #[test]
+    fn type_errors_name_the_key() {
+        assert_err(
+            "spin_manifest_version = 2\napplication = 5\n",
+            Some("application"),
+            &["expected a table, found an integer"],
+        );
+        assert_err(
+            "spin_manifest_version = 2\n[application]\nversion = \"1\"\n",
+            Some("application"),
+            &["missing `name`"],
+        );
+        assert_err(
+            "spin_manifest_version = 2\n[application]\nname = \"x\"\nauthors = [1]\n",
+            Some("application.authors[0]"),
+            &["expected a string"],
+        );
+        assert_err(
+            &with_component("environment = { A = 1 }\n"),
+            Some("component.hello.environment.A"),
+            &["expected a string"],
+        );
+        assert_err(
+            &with_component("environment = { \"A=B\" = \"1\" }\n"),
+            Some("component.hello.environment.\"A=B\""),
+            &["invalid environment variable name"],
+        );
+        assert_err(
+            &with_component("").replace("source = \"hello.wasm\"", "source = \"\""),
+            Some("component.hello.source"),
+            &["empty"],
+        );
+        assert_err(
+            &with_component("").replace("source = \"hello.wasm\"", "description = \"d\""),
+            Some("component.hello"),
+            &["missing `source`"],
+        );
+    }
+
+    #[test]
+    fn templates_render_and_list_references() {
+        let lookup = |name: &str| match name {
+            "greeting" => Some("Hello".to_string()),
+            "target" => Some("world".to_string()),
+            _ => None,
+        };
+        assert_eq!(
+            render_template("{{ greeting }}, {{target}}!", lookup),
+            Ok("Hello, world!".to_string())
+        );
+        assert_eq!(
+            render_template("{{greeting}}{{ greeting }}", lookup),
+            Ok("HelloHello".to_string())
+        );
+        assert_eq!(
+            render_template("no templates } here }}", lookup),
+            Ok("no templates } here }}".to_string())
+        );
+        assert_eq!(render_template("", lookup), Ok(String::new()));
+        assert!(render_template("{{ missing }}", lookup).is_err_and(|e| e.contains("missing")));
+        assert!(render_template("{{ greeting", lookup).is_err_and(|e| e.contains("unmatched")));
+        assert_eq!(
+            template_references("https://{{ host }}:{{port}}/{{ host }}"),
+            vec!["host", "port"]
+        );
+        assert_eq!(template_references("plain"), Vec::<String>::new());
+        assert_eq!(template_references("{{ a }} {{ b"), vec!["a"]);
+    }
+
+    struct TempDir(PathBuf);
+
+    impl TempDir {
+        fn new(name: &str) -> TempDir {
+            let dir =
+                std::env::temp_dir().join(format!("estore-manifest-{name}-{}", std::process::id()));
+            let _ = std::fs::remove_dir_all(&dir);
+            if let Err(e) = std::fs::create_dir_all(&dir) {
+                panic!("cannot create {}: {e}", dir.display());
+            }
+            TempDir(dir)
+        }
+
+        fn write(&self, rel: &str, contents: &str) {
+            let path = self.0.join(rel);
+            if let Some(parent) = path.parent() {
+                let _ = std::fs::create_dir_all(parent);
+            }
+            if let Err(e) = std::fs::write(&path, contents) {
+                panic!("cannot write {}: {e}", path.display());
+            }
+        }
+    }
+
+    impl Drop for TempDir {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_dir_all(&self.0);
+        }
+    }
+
+    #[test]
+    fn load_reads_the_file_and_check_sources_finds_missing_files() {
+        let tmp = TempDir::new("sources");
+        let manifest = format!(
+            "{HEAD}[[trigger.http]]\nroute = \"/\"\ncomponent = \"hello\"\n[component.hello]\nsource = \"target/hello.wasm\"\nfiles = [\"static/*.css\", \"notes.txt\", {{ source = \"data\", destination = \"/data\" }}]\n[component.hello.build]\ncommand = \"make\"\n[component.plain]\nsource = \"plain.wasm\"\n"
+        );
+        tmp.write("spin.toml", &manifest);
+        let path = tmp.0.join("spin.toml");
+        let m = match Manifest::load(&path) {
+            Ok(m) => m,
+            Err(e) => panic!("{e}"),
+        };
+        assert_eq!(m.dir, tmp.0);
+
+        let e = match m.check_sources() {
+            Ok(()) => panic!("hello.wasm is missing"),
+            Err(e) => e,
+        };
+        assert_eq!(e.file, path);
+        assert_eq!(e.key.as_deref(), Some("component.hello.source"));
+        assert_eq!(
+            e.message,
+            "file `target/hello.wasm` does not exist; run `estore build`?"
+        );
+        assert!(
+            e.to_string()
+                .contains("component.hello.source: file `target/hello.wasm` does not exist")
+        );
+
+        tmp.write("target/hello.wasm", "\0asm");
+        let e = m
+            .check_sources()
+            .err()
+            .map(|e| e.to_string())
+            .unwrap_or_default();
+        assert!(
+            e.contains("component.hello.files[1]: `notes.txt` does not exist"),
+            "{e}"
+        );
+        tmp.write("notes.txt", "n");
+        let e = m
+            .check_sources()
+            .err()
+            .map(|e| e.to_string())
+            .unwrap_or_default();
+        assert!(
+            e.contains("component.hello.files[2].source: `data` does not exist"),
+            "{e}"
+        );
+        let _ = std::fs::create_dir_all(tmp.0.join("data"));
+        let e = m
+            .check_sources()
+            .err()
+            .map(|e| e.to_string())
+            .unwrap_or_default();
+        assert!(e.contains("component.plain.source: file `plain.wasm` does not exist (and the component has no build command)"), "{e}");
+        let _ = std::fs::create_dir_all(tmp.0.join("plain.wasm"));
+        let e = m
+            .check_sources()
+            .err()
+            .map(|e| e.to_string())
+            .unwrap_or_default();
+        assert!(e.contains("is a directory"), "{e}");
+        let _ = std::fs::remove_dir_all(tmp.0.join("plain.wasm"));
+        tmp.write("plain.wasm", "\0asm");
+        // The glob `static/*.css` may match nothing.
+        assert_eq!(m.check_sources(), Ok(()));
+
+        let missing = tmp.0.join("nope.toml");
+        let e = match Manifest::load(&missing) {
+            Ok(_) => panic!("no such file"),
+            Err(e) => e,
+        };
+        assert_eq!((e.file, e.key), (missing, None));
+        assert!(
+            e.message.starts_with("cannot read the manifest"),
+            "{}",
+            e.message
+        );
+    }
+
+    #[test]
+    fn never_panics_on_damaged_input() {
+        // Every prefix of a rich manifest, and a few mangled variants: each must
+        // parse or fail cleanly.
+        let mut inputs: Vec<String> = FULL
+            .char_indices()
+            .map(|(i, _)| FULL[..i].to_string())
+            .collect();
+        inputs.push(FULL.replace('"', "'"));
+        inputs.push(FULL.replace('=', "= ["));
+        inputs.push(FULL.replace("[[", "["));
+        inputs.push(FULL.replace('\n', "\r\n"));
+        inputs.push("\u{feff}".to_string() + FULL);
+        inputs.push("é = 1\n".repeat(3));
+        for input in &inputs {
+            let result = std::panic::catch_unwind(|| parse(input).map(|_| ()));
+            assert!(result.is_ok(), "panicked on:\n{input}");
+            if let Ok(Err(e)) = result {
+                assert!(!e.to_string().contains('\n'), "{e}");
+            }
+        }
+    }
+}
