@@ -1,0 +1,164 @@
+//! `estore up`: load the application, wire every component to its grants, serve.
+//!
+//! Everything that can be wrong with the manifest, the runtime config or a component
+//! is found here, before the listener opens, and reported with the file and key at
+//! fault; once serving, a failing component only fails its own requests.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{Context, Result, anyhow};
+use tokio::net::TcpListener;
+
+use crate::capability::key_value::KeyValueStores;
+use crate::capability::outbound_http::OutboundPolicy;
+use crate::capability::variables::AppVariables;
+use crate::capability::wasi::WasiGrant;
+use crate::engine::{Engine, EngineSettings};
+use crate::manifest::{HttpRoute, Manifest};
+use crate::registry::Registry;
+use crate::runtime_config::RuntimeConfig;
+use crate::store::{ComponentContext, RequestLimits};
+use crate::trigger::http::{self, HttpDispatcher};
+
+/// How long a stopping host waits for in-flight requests beyond their own deadlines.
+const DRAIN_GRACE: Duration = Duration::from_secs(5);
+
+pub struct UpOptions {
+    pub manifest: PathBuf,
+    pub listen: SocketAddr,
+    pub runtime_config: Option<PathBuf>,
+    pub state_dir: Option<PathBuf>,
+    pub cache_dir: Option<PathBuf>,
+}
+
+pub async fn up(options: UpOptions) -> Result<()> {
+    let manifest = Manifest::load(&options.manifest)?;
+    manifest.check_sources()?;
+    let runtime = match &options.runtime_config {
+        Some(path) => RuntimeConfig::load(path)?,
+        None => RuntimeConfig::default(),
+    };
+    let state_dir = options.state_dir.clone().unwrap_or_else(|| manifest.dir.join(".estore"));
+    std::fs::create_dir_all(&state_dir)
+        .with_context(|| format!("cannot create the state dir {}", state_dir.display()))?;
+
+    let limits_of = |id: &str| {
+        let own = manifest.components.get(id).map(|c| &c.limits);
+        RequestLimits {
+            timeout: own
+                .and_then(|l| l.request_timeout_ms)
+                .map(Duration::from_millis)
+                .unwrap_or_else(|| runtime.request_timeout()),
+            max_memory_bytes: own
+                .and_then(|l| l.max_memory_mb)
+                .unwrap_or_else(|| runtime.max_memory_mb())
+                .saturating_mul(1 << 20)
+                .try_into()
+                .unwrap_or(usize::MAX),
+        }
+    };
+    let largest_memory = manifest.components.keys().map(|id| limits_of(id).max_memory_bytes).max().unwrap_or(0);
+    let engine = Engine::new(&EngineSettings {
+        max_memory_bytes: largest_memory as u64,
+        max_instances: runtime.max_instances(),
+        cache_dir: options.cache_dir.clone().unwrap_or_else(|| state_dir.join("cache")),
+    })?;
+
+    let variables = AppVariables::resolve(&manifest, |name| std::env::var(name).ok())?;
+    let key_value = KeyValueStores::open(&manifest, &runtime, &state_dir).await?;
+    let linker = crate::capability::linker(engine.wasmtime())?;
+    let mut registry = Registry::new(engine);
+    let triggered: std::collections::BTreeSet<&str> =
+        manifest.http_triggers.iter().map(|t| t.component.as_str()).collect();
+    for component in manifest.components.values() {
+        if !triggered.contains(component.id.as_str()) {
+            tracing::warn!(component = %component.id, "no trigger names this component; not loaded");
+            continue;
+        }
+        let key = |field: &str| format!("{}: component.{}.{field}", manifest.path.display(), component.id);
+        let hosts = component
+            .allowed_outbound_hosts
+            .iter()
+            .map(|entry| variables.render(entry))
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| anyhow!("{}: {e}", key("allowed_outbound_hosts")))?;
+        let outbound = OutboundPolicy::new(&hosts).map_err(|e| anyhow!("{}: {e}", key("allowed_outbound_hosts")))?;
+        let context = ComponentContext {
+            id: component.id.as_str().into(),
+            wasi: WasiGrant::from_manifest(component, &manifest.dir, &state_dir)
+                .with_context(|| key("files"))?,
+            variables: Arc::new(variables.for_component(&manifest, component)?),
+            key_value: key_value.access_for(&component.key_value_stores),
+            outbound: Arc::new(outbound),
+            limits: limits_of(&component.id),
+        };
+        registry.load(&linker, context, component.source.clone())?;
+    }
+    let registry = Arc::new(registry);
+    let dispatcher = Arc::new(
+        HttpDispatcher::new(&manifest, registry).map_err(|e| anyhow!("{}: {e}", manifest.path.display()))?,
+    );
+
+    let listener =
+        TcpListener::bind(options.listen).await.with_context(|| format!("cannot listen on {}", options.listen))?;
+    let address = listener.local_addr()?;
+    print_routes(&manifest, address);
+    let drain = runtime.request_timeout().max(largest_timeout(&manifest)) + DRAIN_GRACE;
+    http::serve(listener, dispatcher, shutdown_signal(), drain).await?;
+    tracing::info!("stopped");
+    Ok(())
+}
+
+fn largest_timeout(manifest: &Manifest) -> Duration {
+    manifest
+        .components
+        .values()
+        .filter_map(|c| c.limits.request_timeout_ms)
+        .max()
+        .map(Duration::from_millis)
+        .unwrap_or_default()
+}
+
+/// Spin's start-up banner: tests and people both read the address from it.
+fn print_routes(manifest: &Manifest, address: SocketAddr) {
+    println!("Serving http://{address}");
+    println!("Available Routes:");
+    let base = manifest.application.http_base.trim_end_matches('/');
+    for trigger in &manifest.http_triggers {
+        if let HttpRoute::Path(route) = &trigger.route {
+            let (path, wildcard) = match route.strip_suffix("/...") {
+                Some(prefix) => (prefix, " (wildcard)"),
+                None => (route.as_str(), ""),
+            };
+            let path = if path.is_empty() { "/" } else { path };
+            println!("  {}: http://{address}{base}{path}{wildcard}", trigger.component);
+        }
+    }
+}
+
+async fn shutdown_signal() {
+    let interrupt = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let terminate = async {
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(mut signal) => {
+                    signal.recv().await;
+                }
+                Err(e) => {
+                    tracing::warn!("cannot listen for SIGTERM: {e}");
+                    std::future::pending::<()>().await;
+                }
+            }
+        };
+        tokio::select! {
+            _ = interrupt => {},
+            () = terminate => {},
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = interrupt.await;
+}

@@ -1,0 +1,63 @@
+//! The component registry: every component of the application, compiled, linked and
+//! pre-instantiated, with the grants it runs under.
+//!
+//! Linking happens here, once, so a component whose imports the host cannot satisfy
+//! or whose exports do not fit its trigger fails at start with its id in the message,
+//! and a request only pays for instantiation.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use anyhow::{Context, Result};
+use wasmtime::component::Linker;
+use wasmtime_wasi_http::p2::bindings::ProxyPre;
+
+use crate::engine::Engine;
+use crate::store::{ComponentContext, HostState};
+
+/// One component, ready to serve.
+pub struct LoadedComponent {
+    pub context: ComponentContext,
+    /// Pre-instantiated for the HTTP trigger (`wasi:http/incoming-handler`).
+    pub http: ProxyPre<HostState>,
+    /// SHA-256 of the wasm file: the version that is running.
+    pub digest: String,
+    pub source: PathBuf,
+}
+
+pub struct Registry {
+    engine: Engine,
+    components: BTreeMap<String, Arc<LoadedComponent>>,
+}
+
+impl Registry {
+    pub fn new(engine: Engine) -> Registry {
+        Registry { engine, components: BTreeMap::new() }
+    }
+
+    pub fn engine(&self) -> &Engine {
+        &self.engine
+    }
+
+    /// Compiles (or fetches from the compiled cache) and links one component.
+    pub fn load(&mut self, linker: &Linker<HostState>, context: ComponentContext, source: PathBuf) -> Result<()> {
+        let id = context.id.to_string();
+        let loaded = self.engine.load(&source).with_context(|| format!("component `{id}`"))?;
+        let pre = linker
+            .instantiate_pre(&loaded.component)
+            .map_err(anyhow::Error::from)
+            .with_context(|| format!("component `{id}` imports something this host does not provide"))?;
+        let http = ProxyPre::new(pre).map_err(anyhow::Error::from).with_context(|| {
+            format!("component `{id}` is routed HTTP requests but does not export wasi:http/incoming-handler@0.2")
+        })?;
+        tracing::info!(component = %id, digest = &loaded.digest[..12], "loaded {}", source.display());
+        let component = LoadedComponent { context, http, digest: loaded.digest, source };
+        self.components.insert(id, Arc::new(component));
+        Ok(())
+    }
+
+    pub fn get(&self, id: &str) -> Option<Arc<LoadedComponent>> {
+        self.components.get(id).cloned()
+    }
+}

@@ -1,0 +1,140 @@
+//! The per-instance state of a component: what one request or message can touch.
+//!
+//! Every request gets a fresh `Store<HostState>` built from the component's
+//! [`ComponentContext`], so nothing one request leaves behind (memory, open resources,
+//! globals) is seen by the next. The context holds only what the manifest granted.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use wasmtime::component::ResourceTable;
+use wasmtime::{ResourceLimiter, Store, UpdateDeadline};
+use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
+use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpView};
+
+use crate::capability::key_value::KeyValueAccess;
+use crate::capability::outbound_http::OutboundHttp;
+use crate::capability::variables::Variables;
+use crate::capability::wasi::WasiGrant;
+use crate::engine::Engine;
+use crate::trigger::http::HttpDispatcher;
+
+/// Everything the manifest and runtime config grant one component, resolved at start.
+pub struct ComponentContext {
+    pub id: Arc<str>,
+    pub wasi: WasiGrant,
+    pub variables: Arc<Variables>,
+    pub key_value: KeyValueAccess,
+    pub outbound: Arc<crate::capability::outbound_http::OutboundPolicy>,
+    pub limits: RequestLimits,
+}
+
+#[derive(Clone, Copy, Debug)]
+pub struct RequestLimits {
+    pub timeout: std::time::Duration,
+    pub max_memory_bytes: usize,
+}
+
+pub struct HostState {
+    pub component: Arc<str>,
+    pub wasi: WasiCtx,
+    pub http: WasiHttpCtx,
+    pub table: ResourceTable,
+    pub outbound: OutboundHttp,
+    pub memory: MemoryCap,
+    pub variables: Arc<Variables>,
+    pub key_value: KeyValueAccess,
+}
+
+impl HostState {
+    /// A store for one request of `context`'s component, with its memory cap and a
+    /// wall-clock deadline enforced through epoch interruption.
+    pub fn new_store(
+        engine: &Engine,
+        context: &ComponentContext,
+        dispatcher: Arc<HttpDispatcher>,
+    ) -> anyhow::Result<Store<HostState>> {
+        let state = HostState {
+            component: context.id.clone(),
+            wasi: context.wasi.build_ctx(&context.id)?,
+            http: WasiHttpCtx::new(),
+            table: ResourceTable::new(),
+            outbound: OutboundHttp::new(context.id.clone(), context.outbound.clone(), dispatcher),
+            memory: MemoryCap::new(context.limits.max_memory_bytes),
+            variables: context.variables.clone(),
+            key_value: context.key_value.clone(),
+        };
+        let mut store = Store::new(engine.wasmtime(), state);
+        store.limiter(|state| &mut state.memory);
+        let deadline = Instant::now() + context.limits.timeout;
+        // Yield to the executor every tick so a busy guest never starves other
+        // requests on the same worker thread, and trap once the deadline has passed.
+        store.set_epoch_deadline(1);
+        store.epoch_deadline_callback(move |_| {
+            if Instant::now() >= deadline {
+                Ok(UpdateDeadline::Interrupt)
+            } else {
+                Ok(UpdateDeadline::Yield(1))
+            }
+        });
+        Ok(store)
+    }
+}
+
+impl WasiView for HostState {
+    fn ctx(&mut self) -> WasiCtxView<'_> {
+        WasiCtxView { ctx: &mut self.wasi, table: &mut self.table }
+    }
+}
+
+impl WasiHttpView for HostState {
+    fn http(&mut self) -> WasiHttpCtxView<'_> {
+        WasiHttpCtxView { ctx: &mut self.http, table: &mut self.table, hooks: &mut self.outbound }
+    }
+}
+
+/// Caps one instance's linear memory. A refused `memory.grow` makes the guest's
+/// allocator fail (and a Rust guest abort), which the trigger reports as the
+/// component exceeding its memory limit rather than as an unexplained trap.
+pub struct MemoryCap {
+    max_bytes: usize,
+    exceeded: bool,
+}
+
+impl MemoryCap {
+    fn new(max_bytes: usize) -> MemoryCap {
+        MemoryCap { max_bytes, exceeded: false }
+    }
+
+    pub fn exceeded(&self) -> bool {
+        self.exceeded
+    }
+
+    pub fn max_bytes(&self) -> usize {
+        self.max_bytes
+    }
+}
+
+impl ResourceLimiter for MemoryCap {
+    fn memory_growing(
+        &mut self,
+        _current: usize,
+        desired: usize,
+        _maximum: Option<usize>,
+    ) -> wasmtime::Result<bool> {
+        if desired > self.max_bytes {
+            self.exceeded = true;
+            return Ok(false);
+        }
+        Ok(true)
+    }
+
+    fn table_growing(
+        &mut self,
+        _current: usize,
+        _desired: usize,
+        _maximum: Option<usize>,
+    ) -> wasmtime::Result<bool> {
+        Ok(true)
+    }
+}

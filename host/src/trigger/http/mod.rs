@@ -1,0 +1,220 @@
+//! The HTTP trigger: routes each request to a component and runs it on a fresh
+//! instance.
+//!
+//! Whatever the component does (trap, loop, exhaust its memory), the client gets an
+//! answer: a JSON problem document with 500, or 504 when the deadline passed, and the
+//! host log gets a line naming the component. Nothing of a failed instance survives
+//! the request, so the next request to the same component starts clean.
+
+mod headers;
+pub mod routes;
+mod server;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use http::{Request, Response, StatusCode};
+use http_body_util::{BodyExt, Full};
+use hyper::body::Body;
+use wasmtime::Trap;
+use wasmtime_wasi_http::p2::bindings::http::types::Scheme;
+use wasmtime_wasi_http::{WasiBody, WasiHttpView};
+
+use crate::manifest::Manifest;
+use crate::registry::{LoadedComponent, Registry};
+use crate::store::HostState;
+use routes::{RouteMatch, Router};
+
+pub use server::serve;
+
+/// How deep chained calls may nest before the host calls it a loop.
+const MAX_CHAIN_DEPTH: u32 = 10;
+const CHAIN_DEPTH_HEADER: &str = "estore-chain-depth";
+
+pub struct HttpDispatcher {
+    router: Router,
+    registry: Arc<Registry>,
+}
+
+/// Why a component produced no response.
+#[derive(Debug)]
+enum Failure {
+    Timeout,
+    MemoryExceeded { max_bytes: usize },
+    Trap(anyhow::Error),
+    NoResponse,
+    Instantiate(anyhow::Error),
+}
+
+impl HttpDispatcher {
+    pub fn new(manifest: &Manifest, registry: Arc<Registry>) -> Result<HttpDispatcher, String> {
+        let router = Router::build(&manifest.application.http_base, manifest.http_routes())?;
+        Ok(HttpDispatcher { router, registry })
+    }
+
+    /// A request from the network.
+    pub async fn handle<B>(self: &Arc<Self>, req: Request<B>, client: SocketAddr, host: SocketAddr) -> Response<WasiBody>
+    where
+        B: Body<Data = Bytes> + Send + 'static,
+        B::Error: Into<wasmtime_wasi_http::Error>,
+    {
+        let path = req.uri().path().to_owned();
+        let Some(route) = self.router.route(&path) else {
+            return problem(StatusCode::NOT_FOUND, &format!("no route matches {path}"));
+        };
+        let Some(component) = self.registry.get(route.component_id) else {
+            return problem(StatusCode::NOT_FOUND, &format!("no route matches {path}"));
+        };
+        self.invoke(&component, req, &route, client, host).await
+    }
+
+    /// A request from a component to `http://<id>.spin.internal/...`, served in process.
+    pub async fn handle_chained(
+        self: &Arc<Self>,
+        target: &str,
+        mut req: Request<WasiBody>,
+    ) -> Result<Response<WasiBody>, wasmtime_wasi_http::Error> {
+        let depth = chain_depth(&req) + 1;
+        if depth > MAX_CHAIN_DEPTH {
+            return Err(wasmtime_wasi_http::Error::LoopDetected);
+        }
+        req.headers_mut().insert(CHAIN_DEPTH_HEADER, depth.into());
+        let Some(component) = self.registry.get(target) else {
+            tracing::warn!("chained request to unknown component `{target}`");
+            return Err(wasmtime_wasi_http::Error::DestinationNotFound);
+        };
+        let route = RouteMatch::synthetic(target, req.uri().path());
+        // What Spin reports as the client of a chained request.
+        let nobody: SocketAddr = ([0, 0, 0, 0], 0).into();
+        Ok(self.invoke(&component, req, &route, nobody, nobody).await)
+    }
+
+    async fn invoke<B>(
+        self: &Arc<Self>,
+        component: &Arc<LoadedComponent>,
+        mut req: Request<B>,
+        route: &RouteMatch<'_>,
+        client: SocketAddr,
+        host: SocketAddr,
+    ) -> Response<WasiBody>
+    where
+        B: Body<Data = Bytes> + Send + 'static,
+        B::Error: Into<wasmtime_wasi_http::Error>,
+    {
+        let id = component.context.id.clone();
+        let method = req.method().clone();
+        let uri = req.uri().clone();
+        headers::apply(&mut req, route, client, host);
+        match self.run(component, req).await {
+            Ok(response) => response,
+            Err(failure) => {
+                let (status, detail) = match &failure {
+                    Failure::Timeout => (
+                        StatusCode::GATEWAY_TIMEOUT,
+                        format!(
+                            "component `{id}` did not answer within {} ms",
+                            component.context.limits.timeout.as_millis()
+                        ),
+                    ),
+                    Failure::MemoryExceeded { max_bytes } => (
+                        StatusCode::INTERNAL_SERVER_ERROR,
+                        format!("component `{id}` exceeded its memory limit of {} MiB", max_bytes >> 20),
+                    ),
+                    Failure::Trap(e) => (StatusCode::INTERNAL_SERVER_ERROR, format!("component `{id}` failed: {}", root_cause(e))),
+                    Failure::NoResponse => (StatusCode::INTERNAL_SERVER_ERROR, format!("component `{id}` returned no response")),
+                    Failure::Instantiate(_) => (StatusCode::SERVICE_UNAVAILABLE, format!("component `{id}` could not be started")),
+                };
+                let cause = match &failure {
+                    Failure::Trap(e) | Failure::Instantiate(e) => format!(": {e:?}"),
+                    _ => String::new(),
+                };
+                tracing::error!(component = %id, "{method} {uri}: {detail}{cause}");
+                problem(status, &detail)
+            }
+        }
+    }
+
+    /// Runs the component on a fresh instance. The guest runs in its own task because
+    /// it may keep streaming the body after it has handed over the response head.
+    async fn run<B>(self: &Arc<Self>, component: &Arc<LoadedComponent>, req: Request<B>) -> Result<Response<WasiBody>, Failure>
+    where
+        B: Body<Data = Bytes> + Send + 'static,
+        B::Error: Into<wasmtime_wasi_http::Error>,
+    {
+        let engine = self.registry.engine();
+        let mut store =
+            HostState::new_store(engine, &component.context, self.clone()).map_err(Failure::Instantiate)?;
+        let incoming =
+            store.data_mut().http().new_incoming_request(Scheme::Http, req).map_err(|e| Failure::Instantiate(e.into()))?;
+        let (sender, receiver) = tokio::sync::oneshot::channel();
+        let outparam = store.data_mut().http().new_response_outparam(sender).map_err(|e| Failure::Instantiate(e.into()))?;
+        let timeout = component.context.limits.timeout;
+        let component = component.clone();
+        let task = tokio::spawn(async move {
+            let call = async {
+                let proxy = component.http.instantiate_async(&mut store).await.map_err(|e| Failure::Instantiate(e.into()))?;
+                proxy
+                    .wasi_http_incoming_handler()
+                    .call_handle(&mut store, incoming, outparam)
+                    .await
+                    .map_err(|e| classify_trap(e, &store))
+            };
+            // The epoch deadline stops a guest that computes; this stops one that
+            // waits (on a sleep, a slow upstream) past the same deadline.
+            match tokio::time::timeout(timeout, call).await {
+                Ok(result) => result,
+                Err(_) => Err(Failure::Timeout),
+            }
+        });
+        match receiver.await {
+            Ok(Ok(response)) => Ok(response),
+            Ok(Err(code)) => Err(Failure::Trap(anyhow::anyhow!("component answered with error {code:?}"))),
+            Err(_) => match task.await {
+                Ok(Ok(())) => Err(Failure::NoResponse),
+                Ok(Err(failure)) => Err(failure),
+                Err(join) => Err(Failure::Trap(anyhow::anyhow!("request task ended abnormally: {join}"))),
+            },
+        }
+    }
+}
+
+fn classify_trap(error: wasmtime::Error, store: &wasmtime::Store<HostState>) -> Failure {
+    if store.data().memory.exceeded() {
+        return Failure::MemoryExceeded { max_bytes: store.data().memory.max_bytes() };
+    }
+    match error.downcast_ref::<Trap>() {
+        Some(Trap::Interrupt) => Failure::Timeout,
+        _ => Failure::Trap(error.into()),
+    }
+}
+
+fn root_cause(error: &anyhow::Error) -> String {
+    match error.downcast_ref::<Trap>() {
+        Some(trap) => format!("wasm trap: {trap}"),
+        None => error.root_cause().to_string(),
+    }
+}
+
+fn chain_depth<B>(req: &Request<B>) -> u32 {
+    req.headers()
+        .get(CHAIN_DEPTH_HEADER)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0)
+}
+
+/// An RFC 9457 problem document: the same error shape the store's services use.
+pub fn problem(status: StatusCode, detail: &str) -> Response<WasiBody> {
+    let body = serde_json::json!({
+        "type": "about:blank",
+        "title": status.canonical_reason().unwrap_or("Error"),
+        "status": status.as_u16(),
+        "detail": detail,
+    });
+    let body = Full::new(Bytes::from(body.to_string())).map_err(|never| match never {}).boxed_unsync();
+    let mut response = Response::new(body);
+    *response.status_mut() = status;
+    response.headers_mut().insert(http::header::CONTENT_TYPE, http::HeaderValue::from_static("application/problem+json"));
+    response
+}

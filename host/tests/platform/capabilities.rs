@@ -1,0 +1,118 @@
+//! Variables, key-value, environment, files and logs: each granted by the manifest.
+
+use crate::harness::{App, get};
+
+const APP: &str = r#"
+spin_manifest_version = 2
+[application]
+name = "capabilities"
+
+[variables]
+greeting = { default = "hi" }
+target = { default = "world" }
+
+[[trigger.http]]
+route = "/hello/..."
+component = "hello"
+[[trigger.http]]
+route = "/bare/..."
+component = "bare"
+
+[component.hello]
+source = "{wasm}/hello.wasm"
+key_value_stores = ["default"]
+environment = { FIXTURE_ENV = "from-manifest" }
+files = [{ source = "files", destination = "/data" }]
+[component.hello.variables]
+greeting = "{{ greeting }}"
+message = "{{ greeting }}, {{ target }}"
+
+[component.bare]
+source = "{wasm}/hello.wasm"
+"#;
+
+fn app() -> App {
+    app_with(APP)
+}
+
+fn app_with(manifest: &str) -> App {
+    let app = App::new(manifest);
+    std::fs::create_dir_all(app.dir.path().join("files")).unwrap();
+    std::fs::write(app.dir.path().join("files/hello.txt"), "file content").unwrap();
+    app
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn variables_from_manifest_and_environment() {
+    let app = app();
+    let host = app.start();
+    let (status, body) = get(&host.url("/hello/?action=var&name=message")).await;
+    assert_eq!((status, body["value"].as_str()), (200, Some("hi, world")), "{body}");
+    drop(host);
+
+    let host = crate::harness::Host::start({
+        let mut command = app.command();
+        command.env("SPIN_VARIABLE_TARGET", "estore");
+        command
+    });
+    let (_, body) = get(&host.url("/hello/?action=var&name=message")).await;
+    assert_eq!(body["value"], "hi, estore");
+    let (status, _) = get(&host.url("/hello/?action=var&name=target")).await;
+    assert_eq!(status, 404, "a component sees only the variables it declares");
+    let (status, _) = get(&host.url("/bare/?action=var&name=greeting")).await;
+    assert_eq!(status, 404);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn missing_required_variable_stops_start() {
+    let app = app_with(&APP.replace("target = { default = \"world\" }", "target = { required = true }"));
+    let stderr = app.start_failure();
+    assert!(stderr.contains("target") && stderr.contains("SPIN_VARIABLE_TARGET"), "{stderr}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn key_value_survives_a_restart() {
+    let app = app();
+    let host = app.start();
+    let client = reqwest::Client::new();
+    let set = client.post(host.url("/hello/?action=kv-set&key=colour")).body("green").send().await.unwrap();
+    assert_eq!(set.status(), 200);
+    let (_, body) = get(&host.url("/hello/?action=kv-get&key=colour")).await;
+    assert_eq!(body["value"], "green");
+    drop(host);
+
+    let host = app.start();
+    let (_, body) = get(&host.url("/hello/?action=kv-get&key=colour")).await;
+    assert_eq!(body["value"], "green", "the value is still there after a restart");
+    let (status, body) = get(&host.url("/bare/?action=kv-get&key=colour")).await;
+    assert_eq!(status, 500, "a component without the grant is refused: {body}");
+    assert!(body["error"].as_str().unwrap().to_lowercase().contains("access"), "{body}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn environment_and_files_only_as_granted() {
+    let app = app();
+    let host = app.start();
+    let (_, body) = get(&host.url("/hello/?action=env&name=FIXTURE_ENV")).await;
+    assert_eq!(body["value"], "from-manifest");
+    let (_, body) = get(&host.url("/hello/?action=env&name=PATH")).await;
+    assert_eq!(body["value"], serde_json::Value::Null, "the host's environment is not inherited");
+    let (_, body) = get(&host.url("/bare/?action=env&name=FIXTURE_ENV")).await;
+    assert_eq!(body["value"], serde_json::Value::Null);
+
+    let (status, body) = get(&host.url("/hello/?action=file&path=/data/hello.txt")).await;
+    assert_eq!((status, body["content"].as_str()), (200, Some("file content")), "{body}");
+    let (status, _) = get(&host.url("/hello/?action=file&path=/etc/passwd")).await;
+    assert_eq!(status, 404, "nothing outside the granted files is visible");
+    let (status, _) = get(&host.url("/bare/?action=file&path=/data/hello.txt")).await;
+    assert_eq!(status, 404);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn component_output_reaches_the_log_tagged() {
+    let app = app();
+    let host = app.start();
+    assert_eq!(get(&host.url("/hello/x")).await.0, 200);
+    host.wait_for_log(&["component=hello", "hello handled GET /hello/x"]);
+    host.wait_for_log(&["component=hello", "hello stderr line"]);
+}

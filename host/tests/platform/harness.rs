@@ -1,0 +1,194 @@
+//! Starts the real `estore` binary on real components, built once per test run by the
+//! real build (`estore build` on the fixtures' manifest).
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::{Arc, Mutex, Once};
+use std::time::{Duration, Instant};
+
+pub const ESTORE: &str = env!("CARGO_BIN_EXE_estore");
+
+pub fn workspace() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("host/ has a parent").to_owned()
+}
+
+/// Where the fixture components land after the build.
+pub fn wasm_dir() -> PathBuf {
+    workspace().join("target/wasm32-wasip2/release")
+}
+
+pub fn wasm_p1_dir() -> PathBuf {
+    workspace().join("target/wasm32-wasip1/release")
+}
+
+/// Builds every fixture component once per test binary run.
+pub fn build_fixtures() {
+    static BUILD: Once = Once::new();
+    BUILD.call_once(|| {
+        let manifest = workspace().join("host/tests/fixtures/spin.toml");
+        let output = Command::new(ESTORE).args(["build", "-f"]).arg(&manifest).output().expect("run estore build");
+        assert!(
+            output.status.success(),
+            "estore build of the fixtures failed:\n{}\n{}",
+            String::from_utf8_lossy(&output.stdout),
+            String::from_utf8_lossy(&output.stderr)
+        );
+    });
+}
+
+/// Compiled components are shared between tests (keyed by digest, so always right).
+fn compiled_cache() -> PathBuf {
+    PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("estore-compiled")
+}
+
+/// An application folder with a manifest; `{wasm}` and `{wasm_p1}` in the text stand
+/// for the folders of the built fixtures.
+pub struct App {
+    pub dir: tempfile::TempDir,
+}
+
+impl App {
+    pub fn new(manifest: &str) -> App {
+        build_fixtures();
+        let dir = tempfile::tempdir().expect("temp dir");
+        let text = manifest
+            .replace("{wasm}", &wasm_dir().display().to_string())
+            .replace("{wasm_p1}", &wasm_p1_dir().display().to_string());
+        std::fs::write(dir.path().join("spin.toml"), text).expect("write manifest");
+        App { dir }
+    }
+
+    pub fn manifest(&self) -> PathBuf {
+        self.dir.path().join("spin.toml")
+    }
+
+    pub fn state_dir(&self) -> PathBuf {
+        self.dir.path().join("state")
+    }
+
+    pub fn command(&self) -> Command {
+        let mut command = Command::new(ESTORE);
+        command
+            .arg("up")
+            .arg("-f")
+            .arg(self.manifest())
+            .args(["--listen", "127.0.0.1:0", "--state-dir"])
+            .arg(self.state_dir())
+            .arg("--cache-dir")
+            .arg(compiled_cache())
+            .env("RUST_LOG", "info")
+            .env_remove("ESTORE_LISTEN");
+        command
+    }
+
+    pub fn start(&self) -> Host {
+        Host::start(self.command())
+    }
+
+    /// Runs `estore up` expecting it to fail at start; returns its stderr.
+    pub fn start_failure(&self) -> String {
+        let output = self.command().stdin(Stdio::null()).output().expect("run estore up");
+        assert!(!output.status.success(), "estore up should have failed; stdout: {}", String::from_utf8_lossy(&output.stdout));
+        let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
+        assert!(!stderr.contains("panicked"), "estore panicked: {stderr}");
+        assert!(!stderr.contains("stack backtrace"), "estore printed a backtrace: {stderr}");
+        stderr
+    }
+}
+
+/// A running `estore up`.
+pub struct Host {
+    child: Child,
+    pub url: String,
+    log: Arc<Mutex<Vec<String>>>,
+}
+
+impl Host {
+    pub fn start(mut command: Command) -> Host {
+        let mut child = command
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn estore up");
+        let log = Arc::new(Mutex::new(Vec::new()));
+        let stderr = child.stderr.take().expect("stderr");
+        let sink = log.clone();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                sink.lock().unwrap().push(line);
+            }
+        });
+        let stdout = child.stdout.take().expect("stdout");
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                if let Some(url) = line.strip_prefix("Serving ") {
+                    let _ = tx.send(url.trim().to_owned());
+                }
+            }
+        });
+        match rx.recv_timeout(Duration::from_secs(300)) {
+            Ok(url) => Host { child, url, log },
+            Err(_) => {
+                let _ = child.kill();
+                panic!("estore did not start; log:\n{}", log.lock().unwrap().join("\n"));
+            }
+        }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.url)
+    }
+
+    pub fn log(&self) -> String {
+        self.log.lock().unwrap().join("\n")
+    }
+
+    /// Waits up to a few seconds for a log line containing every one of `parts`.
+    pub fn wait_for_log(&self, parts: &[&str]) -> String {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            if let Some(line) = self.log.lock().unwrap().iter().find(|l| parts.iter().all(|p| l.contains(p))) {
+                return line.clone();
+            }
+            if Instant::now() > deadline {
+                panic!("no log line with {parts:?}; log:\n{}", self.log());
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// SIGTERM, then the exit status.
+    pub fn terminate(&mut self) -> ExitStatus {
+        let _ = Command::new("kill").arg("-TERM").arg(self.pid().to_string()).status();
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            if let Some(status) = self.child.try_wait().expect("wait estore") {
+                return status;
+            }
+            assert!(Instant::now() < deadline, "estore did not exit after SIGTERM");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+impl Drop for Host {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+pub async fn get(url: &str) -> (u16, serde_json::Value) {
+    let response = reqwest::get(url).await.unwrap_or_else(|e| panic!("GET {url}: {e}"));
+    let status = response.status().as_u16();
+    let text = response.text().await.expect("body");
+    let json = serde_json::from_str(&text).unwrap_or_else(|_| panic!("GET {url}: not JSON ({status}): {text}"));
+    (status, json)
+}

@@ -1,0 +1,11 @@
+//! Integration tests: the real `estore` serving real components over real HTTP on an
+//! ephemeral loopback port.
+
+mod harness;
+
+mod capabilities;
+mod limits;
+mod manifest_errors;
+mod outbound;
+mod routing;
+mod shutdown;

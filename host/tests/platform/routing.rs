@@ -1,0 +1,128 @@
+use crate::harness::{App, get};
+
+const ROUTES: &str = r#"
+spin_manifest_version = 2
+[application]
+name = "routing"
+
+[[trigger.http]]
+route = "/hello/..."
+component = "wild"
+[[trigger.http]]
+route = "/hello/exact"
+component = "exact"
+[[trigger.http]]
+route = "/hello/deeper/..."
+component = "deeper"
+[[trigger.http]]
+route = "/..."
+component = "fallback"
+
+[component.wild]
+source = "{wasm}/hello.wasm"
+[component.exact]
+source = "{wasm}/hello.wasm"
+[component.deeper]
+source = "{wasm}/hello.wasm"
+[component.fallback]
+source = "{wasm}/hello.wasm"
+"#;
+
+fn header<'a>(echo: &'a serde_json::Value, name: &str) -> &'a str {
+    echo["headers"][name].as_str().unwrap_or_else(|| panic!("no header {name} in {echo}"))
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn wildcard_route_sets_spin_headers() {
+    let app = App::new(ROUTES);
+    let host = app.start();
+    let (status, echo) = get(&host.url("/hello/a/b?x=1")).await;
+    assert_eq!(status, 200);
+    assert_eq!(echo["path"], "/hello/a/b");
+    assert_eq!(header(&echo, "spin-raw-component-route"), "/hello/...");
+    assert_eq!(header(&echo, "spin-component-route"), "/hello");
+    assert_eq!(header(&echo, "spin-matched-route"), "/hello/...");
+    assert_eq!(header(&echo, "spin-path-info"), "/a/b");
+    assert_eq!(header(&echo, "spin-base-path"), "/");
+    assert_eq!(header(&echo, "spin-full-url"), host.url("/hello/a/b?x=1"));
+    assert!(header(&echo, "spin-client-addr").starts_with("127.0.0.1:"));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn most_specific_route_wins() {
+    let app = App::new(ROUTES);
+    let host = app.start();
+    let cases = [
+        ("/hello/exact", "/hello/exact"),
+        ("/hello/exact/more", "/hello/..."),
+        ("/hello/deeper/x", "/hello/deeper/..."),
+        ("/hello", "/hello/..."),
+        ("/helloworld", "/..."),
+        ("/", "/..."),
+    ];
+    for (path, route) in cases {
+        let (status, echo) = get(&host.url(path)).await;
+        assert_eq!(status, 200, "{path}");
+        assert_eq!(header(&echo, "spin-raw-component-route"), route, "{path}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn client_cannot_spoof_spin_headers() {
+    let app = App::new(ROUTES);
+    let host = app.start();
+    let echo: serde_json::Value = reqwest::Client::new()
+        .get(host.url("/hello/a"))
+        .header("spin-path-info", "/forged")
+        .header("spin-component-route", "/admin")
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(header(&echo, "spin-path-info"), "/a");
+    assert_eq!(header(&echo, "spin-component-route"), "/hello");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn unmatched_path_is_a_json_404() {
+    let app = App::new(
+        r#"
+spin_manifest_version = 2
+[application]
+name = "only-hello"
+[[trigger.http]]
+route = "/hello/..."
+component = "hello"
+[component.hello]
+source = "{wasm}/hello.wasm"
+"#,
+    );
+    let host = app.start();
+    let (status, problem) = get(&host.url("/nowhere")).await;
+    assert_eq!(status, 404);
+    assert_eq!(problem["status"], 404);
+    assert!(problem["detail"].as_str().unwrap().contains("/nowhere"), "{problem}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn wasip1_module_is_served_through_the_adapter() {
+    let app = App::new(
+        r#"
+spin_manifest_version = 2
+[application]
+name = "p1"
+[[trigger.http]]
+route = "/p1/..."
+component = "hello-p1"
+[component.hello-p1]
+source = "{wasm_p1}/hello.wasm"
+"#,
+    );
+    let host = app.start();
+    let (status, echo) = get(&host.url("/p1/x?action=echo")).await;
+    assert_eq!(status, 200, "{echo}");
+    assert_eq!(echo["component"], "hello");
+    assert_eq!(echo["path"], "/p1/x");
+}
