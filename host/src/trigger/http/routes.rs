@@ -48,6 +48,7 @@ use std::cmp::Ordering;
 
 /// Prefix of the paths Spin reserves for itself (`/.well-known/spin/health`,
 /// `/.well-known/spin/info`); routes under it are never reached in Spin.
+#[allow(dead_code, reason = "for the trigger's start-up checks")]
 pub const WELL_KNOWN_PREFIX: &str = "/.well-known/spin/";
 
 /// A route table built from the application's HTTP triggers.
@@ -221,6 +222,7 @@ impl Router {
     }
 
     /// The routes, most specific first, as (route including base, component id).
+    #[allow(dead_code, reason = "for the trigger's start-up banner and checks")]
     pub fn routes(&self) -> impl Iterator<Item = (&str, &str)> {
         self.entries
             .iter()
@@ -228,6 +230,7 @@ impl Router {
     }
 
     /// True if a route lies under Spin's reserved [`WELL_KNOWN_PREFIX`].
+    #[allow(dead_code, reason = "for the trigger's start-up banner and checks")]
     pub fn contains_reserved_route(&self) -> bool {
         self.entries
             .iter()
