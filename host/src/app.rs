@@ -95,7 +95,7 @@ pub async fn up(options: UpOptions) -> Result<()> {
             outbound: Arc::new(outbound),
             limits: limits_of(&component.id),
         };
-        registry.load(&linker, context, component.source.clone())?;
+        registry.load(&linker, context, &component.source)?;
     }
     let registry = Arc::new(registry);
     let dispatcher = Arc::new(

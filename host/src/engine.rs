@@ -39,6 +39,8 @@ pub struct Engine {
 pub struct LoadedWasm {
     pub component: Component,
     pub digest: String,
+    /// Whether it came from the compiled cache rather than a fresh compilation.
+    pub cached: bool,
 }
 
 impl Engine {
@@ -55,7 +57,7 @@ impl Engine {
             }
         };
         let ticker_stop = Arc::new(AtomicBool::new(false));
-        spawn_epoch_ticker(inner.clone(), ticker_stop.clone());
+        spawn_epoch_ticker(inner.clone(), ticker_stop.clone()).context("cannot start the epoch ticker")?;
         let cache_dir = settings.cache_dir.join(format!("{:016x}", compatibility_hash(&inner)));
         Ok(Engine { inner, cache_dir, ticker_stop })
     }
@@ -77,7 +79,7 @@ impl Engine {
             // the same compatibility hash (it is part of the directory name), into a
             // directory only this host writes to.
             match unsafe { Component::deserialize_file(&self.inner, &cached) } {
-                Ok(component) => return Ok(LoadedWasm { component, digest }),
+                Ok(component) => return Ok(LoadedWasm { component, digest, cached: true }),
                 Err(e) => tracing::warn!(
                     "ignoring unusable compiled cache entry {}: {e:#}",
                     cached.display()
@@ -96,7 +98,7 @@ impl Engine {
         if let Err(e) = self.store_in_cache(&component, &cached) {
             tracing::warn!("cannot cache compiled {}: {e:#}", path.display());
         }
-        Ok(LoadedWasm { component, digest })
+        Ok(LoadedWasm { component, digest, cached: false })
     }
 
     /// Writes through a temporary file and a rename, so a crash or a concurrent host
@@ -142,7 +144,7 @@ fn compatibility_hash(engine: &wasmtime::Engine) -> u64 {
     hasher.finish()
 }
 
-fn spawn_epoch_ticker(engine: wasmtime::Engine, stop: Arc<AtomicBool>) {
+fn spawn_epoch_ticker(engine: wasmtime::Engine, stop: Arc<AtomicBool>) -> std::io::Result<()> {
     std::thread::Builder::new()
         .name("epoch-ticker".into())
         .spawn(move || {
@@ -151,7 +153,7 @@ fn spawn_epoch_ticker(engine: wasmtime::Engine, stop: Arc<AtomicBool>) {
                 engine.increment_epoch();
             }
         })
-        .expect("spawning a thread at start-up");
+        .map(drop)
 }
 
 /// A core module has binary version 1; a component has a different version/layer.

@@ -6,7 +6,7 @@
 //! and a request only pays for instantiation.
 
 use std::collections::BTreeMap;
-use std::path::PathBuf;
+use std::path::Path;
 use std::sync::Arc;
 
 use anyhow::{Context, Result};
@@ -21,9 +21,6 @@ pub struct LoadedComponent {
     pub context: ComponentContext,
     /// Pre-instantiated for the HTTP trigger (`wasi:http/incoming-handler`).
     pub http: ProxyPre<HostState>,
-    /// SHA-256 of the wasm file: the version that is running.
-    pub digest: String,
-    pub source: PathBuf,
 }
 
 pub struct Registry {
@@ -41,9 +38,9 @@ impl Registry {
     }
 
     /// Compiles (or fetches from the compiled cache) and links one component.
-    pub fn load(&mut self, linker: &Linker<HostState>, context: ComponentContext, source: PathBuf) -> Result<()> {
+    pub fn load(&mut self, linker: &Linker<HostState>, context: ComponentContext, source: &Path) -> Result<()> {
         let id = context.id.to_string();
-        let loaded = self.engine.load(&source).with_context(|| format!("component `{id}`"))?;
+        let loaded = self.engine.load(source).with_context(|| format!("component `{id}`"))?;
         let pre = linker
             .instantiate_pre(&loaded.component)
             .map_err(anyhow::Error::from)
@@ -51,8 +48,9 @@ impl Registry {
         let http = ProxyPre::new(pre).map_err(anyhow::Error::from).with_context(|| {
             format!("component `{id}` is routed HTTP requests but does not export wasi:http/incoming-handler@0.2")
         })?;
-        tracing::info!(component = %id, digest = &loaded.digest[..12], "loaded {}", source.display());
-        let component = LoadedComponent { context, http, digest: loaded.digest, source };
+        let how = if loaded.cached { "from the compiled cache" } else { "compiled" };
+        tracing::info!(component = %id, digest = &loaded.digest[..12], "loaded {} ({how})", source.display());
+        let component = LoadedComponent { context, http };
         self.components.insert(id, Arc::new(component));
         Ok(())
     }

@@ -68,6 +68,10 @@ impl App {
     }
 
     pub fn command(&self) -> Command {
+        self.command_with_cache(&compiled_cache())
+    }
+
+    pub fn command_with_cache(&self, cache: &Path) -> Command {
         let mut command = Command::new(ESTORE);
         command
             .arg("up")
@@ -76,7 +80,7 @@ impl App {
             .args(["--listen", "127.0.0.1:0", "--state-dir"])
             .arg(self.state_dir())
             .arg("--cache-dir")
-            .arg(compiled_cache())
+            .arg(cache)
             .env("RUST_LOG", "info")
             .env_remove("ESTORE_LISTEN");
         command

@@ -126,3 +126,55 @@ source = "{wasm_p1}/hello.wasm"
     assert_eq!(echo["component"], "hello");
     assert_eq!(echo["path"], "/p1/x");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn restart_uses_the_compiled_cache() {
+    let app = App::new(
+        r#"
+spin_manifest_version = 2
+[application]
+name = "cache"
+[[trigger.http]]
+route = "/..."
+component = "hello"
+[component.hello]
+source = "{wasm}/hello.wasm"
+"#,
+    );
+    let own_cache = app.dir.path().join("compiled");
+    let start = || crate::harness::Host::start(app.command_with_cache(&own_cache));
+    let host = start();
+    host.wait_for_log(&["component=hello", "(compiled)"]);
+    drop(host);
+    let host = start();
+    host.wait_for_log(&["component=hello", "(from the compiled cache)"]);
+    assert_eq!(get(&host.url("/")).await.0, 200);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn serves_without_the_pooling_allocator_when_address_space_is_short() {
+    let app = App::new(
+        r#"
+spin_manifest_version = 2
+[application]
+name = "no-pool"
+[[trigger.http]]
+route = "/..."
+component = "hello"
+[component.hello]
+source = "{wasm}/hello.wasm"
+"#,
+    );
+    // 16 GiB of address space: plenty for the host, far too little for the pool's
+    // reservation (a slot per instance), so the engine must fall back.
+    let up = app.command();
+    let args: Vec<String> = std::iter::once(up.get_program())
+        .chain(up.get_args())
+        .map(|a| format!("'{}'", a.to_string_lossy()))
+        .collect();
+    let mut command = std::process::Command::new("bash");
+    command.arg("-c").arg(format!("ulimit -v 16777216 && exec {}", args.join(" ")));
+    let host = crate::harness::Host::start(command);
+    host.wait_for_log(&["pooling allocator unavailable"]);
+    assert_eq!(get(&host.url("/")).await.0, 200);
+}
