@@ -1,0 +1,157 @@
+//! Outbound HTTP (`wasi:http/outgoing-handler`), checked against
+//! `allowed_outbound_hosts`, and local service chaining.
+//!
+//! Every outgoing request passes [`OutboundPolicy::allows`]; a denied one fails inside
+//! the component with `HTTP-request-denied` and a warning in the host log. A request to
+//! `http://<component-id>.spin.internal/...` never touches a socket: it is handed to
+//! that component in process, as Spin does, so services can call each other at the
+//! cost of an instantiation rather than a TCP round trip.
+
+use std::sync::Arc;
+
+use http::uri::Scheme;
+use http_body_util::BodyExt;
+use wasmtime_wasi_http::{Error, RequestOptions, WasiBody, WasiHttpHooks};
+
+use crate::trigger::http::HttpDispatcher;
+
+mod allowed_hosts;
+
+pub use allowed_hosts::parse_allowed_host;
+use allowed_hosts::{AllowedHost, HostPattern};
+
+/// Suffix of the host names that address a component of this application.
+pub const CHAINING_SUFFIX: &str = ".spin.internal";
+
+/// Whether `entry` grants calls to `component` by service chaining. Chaining is never
+/// implied by a wildcard host: the entry must name `*.spin.internal` or the id.
+fn allows_chaining_to(entry: &AllowedHost, component: &str) -> bool {
+    match &entry.host {
+        HostPattern::Exact(host) => host
+            .to_ascii_lowercase()
+            .strip_suffix(CHAINING_SUFFIX)
+            .is_some_and(|id| id == component),
+        HostPattern::AnySubdomain(suffix) => suffix.eq_ignore_ascii_case(CHAINING_SUFFIX),
+        HostPattern::Any | HostPattern::Ip { .. } => false,
+    }
+}
+
+/// A component's outbound grants.
+#[derive(Debug, Default)]
+pub struct OutboundPolicy {
+    allowed: Vec<AllowedHost>,
+}
+
+impl OutboundPolicy {
+    pub fn new(entries: &[String]) -> Result<OutboundPolicy, String> {
+        let allowed = entries
+            .iter()
+            .map(|e| parse_allowed_host(e).map_err(|why| format!("invalid outbound host `{e}`: {why}")))
+            .collect::<Result<_, _>>()?;
+        Ok(OutboundPolicy { allowed })
+    }
+
+    fn allows(&self, uri: &http::Uri) -> bool {
+        let scheme = uri.scheme_str().unwrap_or("https");
+        let Some(host) = uri.host() else { return false };
+        self.allowed.iter().any(|a| a.allows(scheme, host, uri.port_u16()))
+    }
+
+    fn allows_chaining_to(&self, component: &str) -> bool {
+        self.allowed.iter().any(|a| allows_chaining_to(a, component))
+    }
+}
+
+/// The `wasi:http` hooks of one instance: its policy, and the way back into the
+/// application for chained requests.
+pub struct OutboundHttp {
+    component: Arc<str>,
+    policy: Arc<OutboundPolicy>,
+    dispatcher: Arc<HttpDispatcher>,
+}
+
+impl OutboundHttp {
+    pub fn new(component: Arc<str>, policy: Arc<OutboundPolicy>, dispatcher: Arc<HttpDispatcher>) -> OutboundHttp {
+        OutboundHttp { component, policy, dispatcher }
+    }
+
+    fn deny(&self, uri: &http::Uri) -> Error {
+        tracing::warn!(
+            component = %self.component,
+            "denied outbound request to {uri}: not in allowed_outbound_hosts"
+        );
+        Error::HttpRequestDenied
+    }
+}
+
+type IoFuture = Box<dyn Future<Output = Result<(), Error>> + Send>;
+type SendFuture = Box<dyn Future<Output = Result<(http::Response<WasiBody>, IoFuture), Error>> + Send>;
+
+impl WasiHttpHooks for OutboundHttp {
+    fn is_supported_scheme(&mut self, scheme: &Scheme) -> bool {
+        *scheme == Scheme::HTTP || *scheme == Scheme::HTTPS
+    }
+
+    fn send_request(&mut self, request: http::Request<WasiBody>, options: Option<RequestOptions>, _: IoFuture) -> SendFuture {
+        let uri = request.uri().clone();
+        let chained = uri.host().and_then(|h| h.strip_suffix(CHAINING_SUFFIX)).map(str::to_owned);
+        if let Some(target) = chained {
+            if !self.policy.allows_chaining_to(&target) {
+                let denied = self.deny(&uri);
+                return Box::new(async move { Err(denied) });
+            }
+            let dispatcher = self.dispatcher.clone();
+            return Box::new(async move {
+                let response = dispatcher.handle_chained(&target, request).await?;
+                Ok((response, Box::new(async { Ok(()) }) as IoFuture))
+            });
+        }
+        if !self.policy.allows(&uri) {
+            let denied = self.deny(&uri);
+            return Box::new(async move { Err(denied) });
+        }
+        Box::new(async move {
+            let (response, io) = wasmtime_wasi_http::default_send_request(request, options).await?;
+            Ok((response.map(BodyExt::boxed_unsync), Box::new(io) as IoFuture))
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn allows(entries: &[&str], url: &str) -> bool {
+        let entries: Vec<String> = entries.iter().map(|s| s.to_string()).collect();
+        OutboundPolicy::new(&entries).unwrap().allows(&url.parse().unwrap())
+    }
+
+    #[test]
+    fn exact_host_uses_the_scheme_default_port() {
+        assert!(allows(&["https://example.com"], "https://example.com/x"));
+        assert!(!allows(&["https://example.com"], "https://example.com:8443/x"));
+        assert!(!allows(&["https://example.com"], "http://example.com/x"));
+        assert!(!allows(&["https://example.com"], "https://evil.com/x"));
+    }
+
+    #[test]
+    fn wildcards_and_ranges() {
+        assert!(allows(&["http://127.0.0.1:*"], "http://127.0.0.1:4567/"));
+        assert!(allows(&["*://*:*"], "https://anything.org:1/"));
+        assert!(allows(&["https://*.example.com"], "https://api.example.com/"));
+        assert!(!allows(&["https://*.example.com"], "https://example.com/"));
+        assert!(allows(&["http://localhost:3000..3010"], "http://localhost:3005/"));
+        assert!(!allows(&["http://localhost:3000..3010"], "http://localhost:3010/"));
+    }
+
+    #[test]
+    fn chaining_needs_an_explicit_grant() {
+        let any = OutboundPolicy::new(&["*://*:*".into()]).unwrap();
+        assert!(!any.allows_chaining_to("users"));
+        let one = OutboundPolicy::new(&["http://users.spin.internal".into()]).unwrap();
+        assert!(one.allows_chaining_to("users"));
+        assert!(!one.allows_chaining_to("orders"));
+        let all = OutboundPolicy::new(&["http://*.spin.internal".into()]).unwrap();
+        assert!(all.allows_chaining_to("orders"));
+    }
+}
