@@ -42,6 +42,15 @@ fn compiled_cache() -> PathBuf {
     PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("estore-compiled")
 }
 
+/// A manifest with one component at one route; `source` may use `{wasm}`/`{wasm_p1}`.
+pub fn one_component(id: &str, route: &str, source: &str) -> String {
+    format!(
+        "spin_manifest_version = 2\n[application]\nname = \"{id}-app\"\n\
+         [[trigger.http]]\nroute = \"{route}\"\ncomponent = \"{id}\"\n\
+         [component.{id}]\nsource = \"{source}\"\n"
+    )
+}
+
 /// An application folder with a manifest; `{wasm}` and `{wasm_p1}` in the text stand
 /// for the folders of the built fixtures.
 pub struct App {

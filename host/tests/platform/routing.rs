@@ -1,4 +1,4 @@
-use crate::harness::{App, get};
+use crate::harness::{App, get, one_component};
 
 const ROUTES: &str = r#"
 spin_manifest_version = 2
@@ -87,18 +87,7 @@ async fn client_cannot_spoof_spin_headers() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn unmatched_path_is_a_json_404() {
-    let app = App::new(
-        r#"
-spin_manifest_version = 2
-[application]
-name = "only-hello"
-[[trigger.http]]
-route = "/hello/..."
-component = "hello"
-[component.hello]
-source = "{wasm}/hello.wasm"
-"#,
-    );
+    let app = App::new(&one_component("hello", "/hello/...", "{wasm}/hello.wasm"));
     let host = app.start();
     let (status, problem) = get(&host.url("/nowhere")).await;
     assert_eq!(status, 404);
@@ -108,18 +97,7 @@ source = "{wasm}/hello.wasm"
 
 #[tokio::test(flavor = "multi_thread")]
 async fn wasip1_module_is_served_through_the_adapter() {
-    let app = App::new(
-        r#"
-spin_manifest_version = 2
-[application]
-name = "p1"
-[[trigger.http]]
-route = "/p1/..."
-component = "hello-p1"
-[component.hello-p1]
-source = "{wasm_p1}/hello.wasm"
-"#,
-    );
+    let app = App::new(&one_component("hello-p1", "/p1/...", "{wasm_p1}/hello.wasm"));
     let host = app.start();
     let (status, echo) = get(&host.url("/p1/x?action=echo")).await;
     assert_eq!(status, 200, "{echo}");
@@ -129,18 +107,7 @@ source = "{wasm_p1}/hello.wasm"
 
 #[tokio::test(flavor = "multi_thread")]
 async fn restart_uses_the_compiled_cache() {
-    let app = App::new(
-        r#"
-spin_manifest_version = 2
-[application]
-name = "cache"
-[[trigger.http]]
-route = "/..."
-component = "hello"
-[component.hello]
-source = "{wasm}/hello.wasm"
-"#,
-    );
+    let app = App::new(&one_component("hello", "/...", "{wasm}/hello.wasm"));
     let own_cache = app.dir.path().join("compiled");
     let start = || crate::harness::Host::start(app.command_with_cache(&own_cache));
     let host = start();
@@ -153,18 +120,7 @@ source = "{wasm}/hello.wasm"
 
 #[tokio::test(flavor = "multi_thread")]
 async fn serves_without_the_pooling_allocator_when_address_space_is_short() {
-    let app = App::new(
-        r#"
-spin_manifest_version = 2
-[application]
-name = "no-pool"
-[[trigger.http]]
-route = "/..."
-component = "hello"
-[component.hello]
-source = "{wasm}/hello.wasm"
-"#,
-    );
+    let app = App::new(&one_component("hello", "/...", "{wasm}/hello.wasm"));
     // 16 GiB of address space: plenty for the host, far too little for the pool's
     // reservation (a slot per instance), so the engine must fall back.
     let up = app.command();

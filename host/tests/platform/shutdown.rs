@@ -2,22 +2,11 @@
 
 use std::time::Duration;
 
-use crate::harness::App;
+use crate::harness::{App, one_component};
 
 #[tokio::test(flavor = "multi_thread")]
 async fn in_flight_request_finishes_before_exit() {
-    let app = App::new(
-        r#"
-spin_manifest_version = 2
-[application]
-name = "shutdown"
-[[trigger.http]]
-route = "/misbehave/..."
-component = "misbehave"
-[component.misbehave]
-source = "{wasm}/misbehave.wasm"
-"#,
-    );
+    let app = App::new(&one_component("misbehave", "/misbehave/...", "{wasm}/misbehave.wasm"));
     let mut host = app.start();
     let slow = tokio::spawn(reqwest::get(host.url("/misbehave/?action=sleep&ms=1500")));
     tokio::time::sleep(Duration::from_millis(400)).await;
