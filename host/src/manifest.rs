@@ -480,7 +480,8 @@ fn display_key(key: &str) -> String {
     }
 }
 
-fn line_col(text: &str, offset: usize) -> Option<(usize, usize)> {
+/// 1-based line and column of a byte offset, for error messages.
+pub fn line_col(text: &str, offset: usize) -> Option<(usize, usize)> {
     let before = text.get(..offset)?;
     let line = before.matches('\n').count() + 1;
     let col = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;

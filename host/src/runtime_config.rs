@@ -56,7 +56,7 @@ impl RuntimeConfig {
         let mut config: RuntimeConfig = toml::from_str(&text).map_err(|e| {
             let at = e
                 .span()
-                .map(|s| line_col(&text, s.start))
+                .and_then(|s| crate::manifest::line_col(&text, s.start))
                 .map(|(l, c)| format!(":{l}:{c}"))
                 .unwrap_or_default();
             anyhow::anyhow!("{}{at}: {}", path.display(), e.message())
@@ -98,12 +98,4 @@ impl RuntimeConfig {
     pub fn max_instances(&self) -> u32 {
         self.limits.max_instances.unwrap_or(DEFAULT_MAX_INSTANCES)
     }
-}
-
-/// 1-based line and column of a byte offset, for error messages.
-pub fn line_col(text: &str, offset: usize) -> (usize, usize) {
-    let before = &text[..offset.min(text.len())];
-    let line = before.matches('\n').count() + 1;
-    let col = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
-    (line, col)
 }

@@ -116,3 +116,47 @@ async fn component_output_reaches_the_log_tagged() {
     host.wait_for_log(&["component=hello", "hello handled GET /hello/x"]);
     host.wait_for_log(&["component=hello", "hello stderr line"]);
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn runtime_config_places_extra_key_value_stores() {
+    let app = app_with(&APP.replace(r#"key_value_stores = ["default"]"#, r#"key_value_stores = ["default", "other"]"#));
+    let config = app.dir.path().join("runtime-config.toml");
+    std::fs::write(&config, "[key_value_store.other]\ntype = \"spin\"\npath = \"data/other.db\"\n").unwrap();
+    let mut command = app.command();
+    command.arg("--runtime-config-file").arg(&config);
+    let host = crate::harness::Host::start(command);
+    let set = reqwest::Client::new()
+        .post(host.url("/hello/?action=kv-set&key=k&store=other"))
+        .body("v")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(set.status(), 200);
+    let (_, body) = get(&host.url("/hello/?action=kv-get&key=k&store=other")).await;
+    assert_eq!(body["value"], "v");
+    let (_, body) = get(&host.url("/hello/?action=kv-get&key=k")).await;
+    assert_eq!(body["value"], serde_json::Value::Null, "stores are separate");
+    assert!(app.dir.path().join("data/other.db").exists(), "the store lives where the runtime config says");
+}
+
+#[test]
+fn bad_runtime_config_names_file_and_key() {
+    let app = app();
+    let config = app.dir.path().join("runtime-config.toml");
+    std::fs::write(&config, "[limits]\nrequest_timeout_ms = 0\n").unwrap();
+    let mut command = app.command();
+    command.arg("--runtime-config-file").arg(&config);
+    let output = command.output().unwrap();
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("runtime-config.toml") && stderr.contains("limits.request_timeout_ms"), "{stderr}");
+
+    std::fs::write(&config, "[limits]\nrequest_timeout = 5\n").unwrap();
+    let output = command.output().unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("runtime-config.toml:2") && stderr.contains("request_timeout"), "{stderr}");
+
+    let manifest = APP.replace(r#"key_value_stores = ["default"]"#, r#"key_value_stores = ["nowhere"]"#);
+    let stderr = app_with(&manifest).start_failure();
+    assert!(stderr.contains("key_value_stores") && stderr.contains("nowhere"), "{stderr}");
+}
