@@ -69,6 +69,7 @@ pub async fn up(options: UpOptions) -> Result<()> {
 
     let variables = AppVariables::resolve(&manifest, |name| std::env::var(name).ok())?;
     let key_value = KeyValueStores::open(&manifest, &runtime, &state_dir).await?;
+    let mut sql = crate::capability::sql::open_all(&manifest, &runtime, &state_dir).await?;
     let linker = crate::capability::linker(engine.wasmtime())?;
     let mut registry = Registry::new(engine);
     let triggered: std::collections::BTreeSet<&str> =
@@ -92,6 +93,7 @@ pub async fn up(options: UpOptions) -> Result<()> {
                 .with_context(|| key("files"))?,
             variables: Arc::new(variables.for_component(&manifest, component)?),
             key_value: key_value.access_for(&component.key_value_stores),
+            sql: sql.remove(&component.id).unwrap_or_default(),
             outbound: Arc::new(outbound),
             limits: limits_of(&component.id),
         };

@@ -9,7 +9,9 @@ wasmtime::component::bindgen!({
     imports: { default: async | trappable },
     with: {
         "fermyon:spin/key-value.store": crate::capability::key_value::OpenStore,
+        "estore:platform/sql.connection": crate::capability::sql::Connection,
     },
 });
 
+pub use estore::platform::sql;
 pub use fermyon::spin::{key_value, variables};

@@ -90,6 +90,10 @@ pub struct ComponentDecl {
     /// As written (templates unresolved); each valid per [`parse_allowed_host`].
     pub allowed_outbound_hosts: Vec<String>,
     pub key_value_stores: Vec<String>,
+    /// Database labels granted to the component (`sql_databases`).
+    pub sql_databases: Vec<String>,
+    /// Folder of ordered `.sql` migration files, resolved against the manifest directory.
+    pub sql_migrations: Option<PathBuf>,
     /// Name -> template, e.g. `"{{ greeting }}, {{ target }}"`.
     pub variables: BTreeMap<String, String>,
     pub environment: BTreeMap<String, String>,
@@ -227,6 +231,14 @@ impl Manifest {
                         shown(&component.source)
                     ),
                 ));
+            }
+            if let Some(folder) = &component.sql_migrations {
+                if !folder.is_dir() {
+                    return Err(self.error(
+                        format!("{key}.sql_migrations"),
+                        format!("`{}` is not a folder", shown(folder)),
+                    ));
+                }
             }
             for (i, mount) in component.files.iter().enumerate() {
                 match mount {
@@ -418,7 +430,7 @@ fn check_store_label(label: &str) -> Result<(), String> {
             .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_' || c == '-')
     {
         return Err(format!(
-            "invalid key-value store label `{label}`: use lower-case letters, digits, `_` and `-`"
+            "invalid label `{label}`: use lower-case letters, digits, `_` and `-`"
         ));
     }
     Ok(())
@@ -725,6 +737,8 @@ const COMPONENT_KEYS: &[&str] = &[
     "files",
     "allowed_outbound_hosts",
     "key_value_stores",
+    "sql_databases",
+    "sql_migrations",
     "build",
     "limits",
     "tool",
@@ -1211,6 +1225,28 @@ impl Checker<'_> {
             None => Vec::new(),
         };
 
+        let sql_databases = match table.get("sql_databases") {
+            Some(v) => {
+                let spath = path.key("sql_databases");
+                let labels = self.strings(v, &spath)?;
+                for (i, label) in labels.iter().enumerate() {
+                    check_store_label(label).map_err(|e| self.error(&spath.index(i), e))?;
+                }
+                labels
+            }
+            None => Vec::new(),
+        };
+        let sql_migrations = match self.opt_string(table, path, "sql_migrations")? {
+            Some(folder) if sql_databases.is_empty() => {
+                return Err(self.error(
+                    &path.key("sql_migrations"),
+                    format!("migrations `{folder}` but no `sql_databases` to apply them to"),
+                ));
+            }
+            Some(folder) => Some(dir.join(folder)),
+            None => None,
+        };
+
         let build = match table.get("build") {
             Some(v) => Some(self.build(v, &path.key("build"), dir)?),
             None => None,
@@ -1240,6 +1276,8 @@ impl Checker<'_> {
             source,
             allowed_outbound_hosts,
             key_value_stores,
+            sql_databases,
+            sql_migrations,
             variables: component_variables,
             environment,
             files,
@@ -1867,7 +1905,7 @@ source = "unused.wasm"
         assert_eq!(e.line_col, Some((10, 1)));
         assert_eq!(
             e.to_string(),
-            "/srv/app/spin.toml:10:1: component.hello: unknown key `sourc` (expected one of: source, description, variables, environment, files, allowed_outbound_hosts, key_value_stores, build, limits, tool); did you mean `source`?"
+            "/srv/app/spin.toml:10:1: component.hello: unknown key `sourc` (expected one of: source, description, variables, environment, files, allowed_outbound_hosts, key_value_stores, sql_databases, sql_migrations, build, limits, tool); did you mean `source`?"
         );
         let no_position = ManifestError {
             file: "spin.toml".into(),
@@ -2283,7 +2321,7 @@ source = "unused.wasm"
                 Some("component.hello.key_value_stores[0]"),
                 "{e}"
             );
-            assert!(e.message.contains("invalid key-value store label"), "{e}");
+            assert!(e.message.contains("invalid label"), "{e}");
         }
         assert_err(
             &with_component("key_value_stores = \"default\"\n"),

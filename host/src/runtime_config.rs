@@ -28,6 +28,34 @@ pub struct RuntimeConfig {
     pub limits: Limits,
     #[serde(default)]
     pub key_value_store: BTreeMap<String, KeyValueStoreConfig>,
+    #[serde(default)]
+    pub sql: SqlConfig,
+}
+
+/// `[sql]`: where components' databases live, and the limits of one call.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SqlConfig {
+    #[serde(default)]
+    pub backend: SqlBackend,
+    /// PostgreSQL connection URL of a role that may create roles and schemas.
+    /// `ESTORE_SQL_URL` overrides it.
+    pub url: Option<String>,
+    /// Connections per component database.
+    pub max_connections: Option<u32>,
+    pub statement_timeout_ms: Option<u64>,
+    /// Rows one query may return.
+    pub max_rows: Option<u64>,
+    /// Bytes of values one query may return.
+    pub max_result_bytes: Option<u64>,
+}
+
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SqlBackend {
+    #[default]
+    Sqlite,
+    Postgres,
 }
 
 /// Host-wide defaults; a component's `[component.<id>.limits]` overrides them.
@@ -78,6 +106,10 @@ impl RuntimeConfig {
             ("limits.request_timeout_ms", self.limits.request_timeout_ms),
             ("limits.max_memory_mb", self.limits.max_memory_mb),
             ("limits.max_instances", self.limits.max_instances.map(u64::from)),
+            ("sql.max_connections", self.sql.max_connections.map(u64::from)),
+            ("sql.statement_timeout_ms", self.sql.statement_timeout_ms),
+            ("sql.max_rows", self.sql.max_rows),
+            ("sql.max_result_bytes", self.sql.max_result_bytes),
         ];
         for (key, value) in limits {
             if value == Some(0) {

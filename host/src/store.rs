@@ -14,6 +14,7 @@ use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpView};
 
 use crate::capability::key_value::KeyValueAccess;
 use crate::capability::outbound_http::OutboundHttp;
+use crate::capability::sql::SqlAccess;
 use crate::capability::variables::Variables;
 use crate::capability::wasi::WasiGrant;
 use crate::engine::Engine;
@@ -25,6 +26,7 @@ pub struct ComponentContext {
     pub wasi: WasiGrant,
     pub variables: Arc<Variables>,
     pub key_value: KeyValueAccess,
+    pub sql: SqlAccess,
     pub outbound: Arc<crate::capability::outbound_http::OutboundPolicy>,
     pub limits: RequestLimits,
 }
@@ -44,6 +46,7 @@ pub struct HostState {
     pub memory: MemoryCap,
     pub variables: Arc<Variables>,
     pub key_value: KeyValueAccess,
+    pub sql: SqlAccess,
 }
 
 impl HostState {
@@ -63,6 +66,7 @@ impl HostState {
             memory: MemoryCap::new(context.limits.max_memory_bytes),
             variables: context.variables.clone(),
             key_value: context.key_value.clone(),
+            sql: context.sql.clone(),
         };
         let mut store = Store::new(engine.wasmtime(), state);
         store.limiter(|state| &mut state.memory);

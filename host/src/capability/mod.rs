@@ -7,6 +7,7 @@
 
 pub mod key_value;
 pub mod outbound_http;
+pub mod sql;
 pub mod variables;
 pub mod wasi;
 

@@ -1,0 +1,317 @@
+//! The two backends behind one set of calls: values bound and read back, results
+//! bounded, each call under the statement timeout.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use futures::TryStreamExt;
+use sqlx::postgres::{PgArguments, PgRow, PgTypeInfo};
+use sqlx::query::Query;
+use sqlx::sqlite::{SqliteArguments, SqliteConnectOptions, SqliteJournalMode, SqliteRow};
+use sqlx::{Column, Executor, PgPool, Postgres, Row, Sqlite, SqlitePool, TypeInfo, ValueRef};
+use tokio::sync::OnceCell;
+
+use super::errors::{from_sqlx, limit};
+use super::statements::numbered_placeholders;
+use super::{SqlLimits, migrations, postgres};
+use crate::bindings::sql::{Error, RowSet, Value};
+
+pub enum Backend {
+    Sqlite(SqlitePool),
+    Postgres(PgPool),
+}
+
+pub enum Transaction {
+    Sqlite(sqlx::Transaction<'static, Sqlite>),
+    Postgres(sqlx::Transaction<'static, Postgres>),
+}
+
+/// One-time preparation of a database (PostgreSQL role and schema, migrations),
+/// retried at the next call until it has succeeded once.
+pub struct Setup {
+    done: OnceCell<()>,
+    migrations: Option<PathBuf>,
+    postgres: Option<postgres::Provisioning>,
+}
+
+impl Setup {
+    pub fn new(migrations: Option<PathBuf>, postgres: Option<postgres::Provisioning>) -> Setup {
+        Setup { done: OnceCell::new(), migrations, postgres }
+    }
+
+    pub async fn ensure(&self, backend: &Backend, component: &str, limits: SqlLimits) -> Result<(), Error> {
+        self.done
+            .get_or_try_init(|| async {
+                if let Some(provisioning) = &self.postgres {
+                    timed(limits.statement_timeout, provisioning.provision()).await?;
+                }
+                if let Some(folder) = &self.migrations {
+                    migrations::apply(backend, component, folder, limits).await?;
+                }
+                Ok(())
+            })
+            .await
+            .map(|_| ())
+    }
+}
+
+/// An embedded database: one SQLite file per component and label under the state dir.
+pub async fn sqlite(
+    state_dir: &Path,
+    component: &str,
+    label: &str,
+    max_connections: u32,
+    migrations: Option<PathBuf>,
+) -> anyhow::Result<(Backend, Setup)> {
+    let folder = state_dir.join("sql").join(component);
+    std::fs::create_dir_all(&folder)?;
+    let options = SqliteConnectOptions::new()
+        .filename(folder.join(format!("{label}.db")))
+        .create_if_missing(true)
+        .journal_mode(SqliteJournalMode::Wal)
+        .busy_timeout(Duration::from_secs(5))
+        .foreign_keys(true);
+    let pool = sqlx::sqlite::SqlitePoolOptions::new().max_connections(max_connections).connect_lazy_with(options);
+    Ok((Backend::Sqlite(pool), Setup::new(migrations, None)))
+}
+
+async fn timed<T>(timeout: Duration, call: impl Future<Output = Result<T, Error>>) -> Result<T, Error> {
+    match tokio::time::timeout(timeout, call).await {
+        Ok(result) => result,
+        Err(_) => Err(Error::Timeout(format!("the statement ran longer than {} ms", timeout.as_millis()))),
+    }
+}
+
+impl Backend {
+    pub async fn execute(&self, tx: Option<&mut Transaction>, sql: &str, params: Vec<Value>, limits: SqlLimits) -> Result<u64, Error> {
+        timed(limits.statement_timeout, async {
+            let done = match (self, tx) {
+                (Backend::Sqlite(pool), None) => bind_sqlite(sqlx::query(sql), params).execute(pool).await.map(|r| r.rows_affected()),
+                (Backend::Sqlite(_), Some(Transaction::Sqlite(tx))) => {
+                    bind_sqlite(sqlx::query(sql), params).execute(&mut **tx).await.map(|r| r.rows_affected())
+                }
+                (Backend::Postgres(pool), None) => {
+                    let sql = numbered_placeholders(sql);
+                    bind_postgres(sqlx::query(&sql), params).execute(pool).await.map(|r| r.rows_affected())
+                }
+                (Backend::Postgres(_), Some(Transaction::Postgres(tx))) => {
+                    let sql = numbered_placeholders(sql);
+                    bind_postgres(sqlx::query(&sql), params).execute(&mut **tx).await.map(|r| r.rows_affected())
+                }
+                _ => return Err(mismatch()),
+            };
+            done.map_err(from_sqlx)
+        })
+        .await
+    }
+
+    pub async fn query(&self, tx: Option<&mut Transaction>, sql: &str, params: Vec<Value>, limits: SqlLimits) -> Result<RowSet, Error> {
+        timed(limits.statement_timeout, async {
+            match (self, tx) {
+                (Backend::Sqlite(pool), None) => collect(pool, bind_sqlite(sqlx::query(sql), params), sqlite_values, limits).await,
+                (Backend::Sqlite(_), Some(Transaction::Sqlite(tx))) => {
+                    collect(&mut **tx, bind_sqlite(sqlx::query(sql), params), sqlite_values, limits).await
+                }
+                (Backend::Postgres(pool), None) => {
+                    let sql = numbered_placeholders(sql);
+                    collect(pool, bind_postgres(sqlx::query(&sql), params), postgres_values, limits).await
+                }
+                (Backend::Postgres(_), Some(Transaction::Postgres(tx))) => {
+                    let sql = numbered_placeholders(sql);
+                    collect(&mut **tx, bind_postgres(sqlx::query(&sql), params), postgres_values, limits).await
+                }
+                _ => Err(mismatch()),
+            }
+        })
+        .await
+    }
+
+    pub async fn begin(&self, limits: SqlLimits) -> Result<Transaction, Error> {
+        timed(limits.statement_timeout, async {
+            match self {
+                Backend::Sqlite(pool) => pool.begin().await.map(Transaction::Sqlite),
+                Backend::Postgres(pool) => pool.begin().await.map(Transaction::Postgres),
+            }
+            .map_err(from_sqlx)
+        })
+        .await
+    }
+
+    /// Runs a migration script's statements in one transaction, naming the
+    /// statement that failed.
+    pub async fn run_script(&self, statements: &[&str]) -> Result<(), (usize, Error)> {
+        let mut tx = self.begin_unbounded().await.map_err(|e| (0, e))?;
+        for (index, statement) in statements.iter().enumerate() {
+            let result = match &mut tx {
+                Transaction::Sqlite(tx) => tx.execute(*statement).await.map(drop),
+                Transaction::Postgres(tx) => tx.execute(*statement).await.map(drop),
+            };
+            result.map_err(|e| (index, from_sqlx(e)))?;
+        }
+        tx.commit_unbounded().await.map_err(|e| (statements.len(), e))
+    }
+
+    async fn begin_unbounded(&self) -> Result<Transaction, Error> {
+        match self {
+            Backend::Sqlite(pool) => pool.begin().await.map(Transaction::Sqlite),
+            Backend::Postgres(pool) => pool.begin().await.map(Transaction::Postgres),
+        }
+        .map_err(from_sqlx)
+    }
+}
+
+impl Transaction {
+    pub async fn commit(self, limits: SqlLimits) -> Result<(), Error> {
+        timed(limits.statement_timeout, self.commit_unbounded()).await
+    }
+
+    async fn commit_unbounded(self) -> Result<(), Error> {
+        match self {
+            Transaction::Sqlite(tx) => tx.commit().await,
+            Transaction::Postgres(tx) => tx.commit().await,
+        }
+        .map_err(from_sqlx)
+    }
+
+    pub async fn rollback(self, limits: SqlLimits) -> Result<(), Error> {
+        timed(limits.statement_timeout, async {
+            match self {
+                Transaction::Sqlite(tx) => tx.rollback().await,
+                Transaction::Postgres(tx) => tx.rollback().await,
+            }
+            .map_err(from_sqlx)
+        })
+        .await
+    }
+}
+
+fn mismatch() -> Error {
+    Error::Other("transaction belongs to another backend".into())
+}
+
+/// Streams rows, stopping as soon as a limit is passed rather than after loading
+/// everything into memory.
+async fn collect<'e, DB, A, E, R>(
+    executor: E,
+    query: Query<'e, DB, A>,
+    values: impl Fn(&R) -> Result<Vec<Value>, Error>,
+    limits: SqlLimits,
+) -> Result<RowSet, Error>
+where
+    DB: sqlx::Database<Row = R>,
+    A: sqlx::IntoArguments<'e, DB> + 'e,
+    R: Row<Database = DB>,
+    E: Executor<'e, Database = DB> + 'e,
+{
+    let mut rows = query.fetch(executor);
+    let mut columns = Vec::new();
+    let mut out = Vec::new();
+    let mut bytes = 0u64;
+    while let Some(row) = rows.try_next().await.map_err(from_sqlx)? {
+        if columns.is_empty() {
+            columns = row.columns().iter().map(|c| c.name().to_owned()).collect();
+        }
+        if out.len() as u64 >= limits.max_rows {
+            return Err(limit(format!("the result has more than {} rows", limits.max_rows)));
+        }
+        let row = values(&row)?;
+        bytes += row.iter().map(value_size).sum::<u64>();
+        if bytes > limits.max_result_bytes {
+            return Err(limit(format!("the result is larger than {} bytes", limits.max_result_bytes)));
+        }
+        out.push(row);
+    }
+    Ok(RowSet { columns, rows: out })
+}
+
+fn value_size(value: &Value) -> u64 {
+    match value {
+        Value::Text(s) => s.len() as u64,
+        Value::Blob(b) => b.len() as u64,
+        _ => 8,
+    }
+}
+
+fn bind_sqlite<'q>(mut query: Query<'q, Sqlite, SqliteArguments<'q>>, params: Vec<Value>) -> Query<'q, Sqlite, SqliteArguments<'q>> {
+    for param in params {
+        query = match param {
+            Value::Null => query.bind(None::<i64>),
+            Value::Boolean(b) => query.bind(b),
+            Value::Int64(i) => query.bind(i),
+            Value::Float64(f) => query.bind(f),
+            Value::Text(s) => query.bind(s),
+            Value::Blob(b) => query.bind(b),
+        };
+    }
+    query
+}
+
+fn bind_postgres<'q>(mut query: Query<'q, Postgres, PgArguments>, params: Vec<Value>) -> Query<'q, Postgres, PgArguments> {
+    for param in params {
+        query = match param {
+            Value::Null => query.bind(postgres::UntypedNull),
+            Value::Boolean(b) => query.bind(b),
+            Value::Int64(i) => query.bind(i),
+            Value::Float64(f) => query.bind(f),
+            Value::Text(s) => query.bind(s),
+            Value::Blob(b) => query.bind(b),
+        };
+    }
+    query
+}
+
+/// SQLite values carry their storage class; a column declared BOOLEAN stores 0/1 and
+/// reads back as a boolean, so the same schema reads the same on both backends.
+fn sqlite_values(row: &SqliteRow) -> Result<Vec<Value>, Error> {
+    let mut values = Vec::with_capacity(row.len());
+    for (index, column) in row.columns().iter().enumerate() {
+        let raw = row.try_get_raw(index).map_err(from_sqlx)?;
+        if raw.is_null() {
+            values.push(Value::Null);
+            continue;
+        }
+        let declared = column.type_info().name().to_ascii_uppercase();
+        let storage = raw.type_info().name().to_ascii_uppercase();
+        let value = match storage.as_str() {
+            "INTEGER" | "BOOLEAN" if declared.starts_with("BOOL") => Value::Boolean(row.try_get::<i64, _>(index).map_err(from_sqlx)? != 0),
+            "INTEGER" | "BOOLEAN" => Value::Int64(row.try_get(index).map_err(from_sqlx)?),
+            "REAL" => Value::Float64(row.try_get(index).map_err(from_sqlx)?),
+            "BLOB" => Value::Blob(row.try_get(index).map_err(from_sqlx)?),
+            _ => Value::Text(row.try_get(index).map_err(from_sqlx)?),
+        };
+        values.push(value);
+    }
+    Ok(values)
+}
+
+fn postgres_values(row: &PgRow) -> Result<Vec<Value>, Error> {
+    let mut values = Vec::with_capacity(row.len());
+    for (index, column) in row.columns().iter().enumerate() {
+        let raw = row.try_get_raw(index).map_err(from_sqlx)?;
+        if raw.is_null() {
+            values.push(Value::Null);
+            continue;
+        }
+        let get = |e| from_sqlx(e);
+        let type_info: &PgTypeInfo = column.type_info();
+        let value = match type_info.name() {
+            "BOOL" => Value::Boolean(row.try_get(index).map_err(get)?),
+            "INT2" => Value::Int64(row.try_get::<i16, _>(index).map_err(get)?.into()),
+            "INT4" => Value::Int64(row.try_get::<i32, _>(index).map_err(get)?.into()),
+            "INT8" => Value::Int64(row.try_get(index).map_err(get)?),
+            "FLOAT4" => Value::Float64(row.try_get::<f32, _>(index).map_err(get)?.into()),
+            "FLOAT8" => Value::Float64(row.try_get(index).map_err(get)?),
+            "TEXT" | "VARCHAR" | "BPCHAR" | "CHAR" | "NAME" | "UNKNOWN" => Value::Text(row.try_get(index).map_err(get)?),
+            "BYTEA" => Value::Blob(row.try_get(index).map_err(get)?),
+            other => {
+                return Err(Error::InvalidQuery(format!(
+                    "column `{}` has type {other}, which the sql interface does not carry: cast it \
+                     (e.g. `::text`, `::bigint` or `::double precision`)",
+                    column.name()
+                )));
+            }
+        };
+        values.push(value);
+    }
+    Ok(values)
+}

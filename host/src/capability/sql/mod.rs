@@ -1,0 +1,208 @@
+//! SQL databases (`estore:platform/sql`): one per component and label, SQLite
+//! embedded by default, PostgreSQL when the runtime config says so.
+//!
+//! Isolation is the backend's, not a convention: on SQLite each database is its own
+//! file; on PostgreSQL each is a schema owned by the component's own role, and the
+//! component's connections log in as that role, so even crafted SQL cannot reach
+//! another component's tables. A component reaches only the labels in its
+//! `sql_databases`.
+//!
+//! Every call is bounded (statement timeout, rows and bytes per result), and a
+//! transaction left open when a request ends, however it ends, is rolled back as its
+//! resource is dropped with the instance.
+
+mod backend;
+mod errors;
+mod migrations;
+mod postgres;
+mod statements;
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{Context, Result};
+use wasmtime::component::Resource;
+
+use crate::bindings::sql::{Error, Host, HostConnection, RowSet, Value};
+use crate::manifest::Manifest;
+use crate::runtime_config::{RuntimeConfig, SqlBackend};
+use crate::store::HostState;
+use backend::{Backend, Transaction};
+
+const DEFAULT_STATEMENT_TIMEOUT: Duration = Duration::from_secs(10);
+const DEFAULT_MAX_ROWS: u64 = 10_000;
+const DEFAULT_MAX_RESULT_BYTES: u64 = 16 << 20;
+const DEFAULT_MAX_CONNECTIONS: u32 = 5;
+/// Environment variable overriding `[sql] url`.
+pub const URL_ENV: &str = "ESTORE_SQL_URL";
+
+/// What one call may cost.
+#[derive(Clone, Copy, Debug)]
+pub struct SqlLimits {
+    pub statement_timeout: Duration,
+    pub max_rows: u64,
+    pub max_result_bytes: u64,
+}
+
+/// One component's database for one label.
+pub struct Database {
+    component: String,
+    label: String,
+    backend: Backend,
+    limits: SqlLimits,
+    /// Schema, role and migrations; done at start, or at the first call when the
+    /// server was unreachable then.
+    setup: backend::Setup,
+}
+
+/// The databases a component was granted.
+#[derive(Clone, Default)]
+pub struct SqlAccess {
+    granted: Arc<BTreeMap<String, Arc<Database>>>,
+}
+
+/// The resource behind a guest's `connection` handle.
+pub struct Connection {
+    database: Arc<Database>,
+    transaction: Option<Transaction>,
+}
+
+/// Opens (and sets up, migrating) every database the application's components use.
+pub async fn open_all(manifest: &Manifest, runtime: &RuntimeConfig, state_dir: &Path) -> Result<BTreeMap<String, SqlAccess>> {
+    let config = &runtime.sql;
+    let limits = SqlLimits {
+        statement_timeout: config.statement_timeout_ms.map(Duration::from_millis).unwrap_or(DEFAULT_STATEMENT_TIMEOUT),
+        max_rows: config.max_rows.unwrap_or(DEFAULT_MAX_ROWS),
+        max_result_bytes: config.max_result_bytes.unwrap_or(DEFAULT_MAX_RESULT_BYTES),
+    };
+    let max_connections = config.max_connections.unwrap_or(DEFAULT_MAX_CONNECTIONS);
+    let server = match config.backend {
+        SqlBackend::Sqlite => None,
+        SqlBackend::Postgres => {
+            let url = std::env::var(URL_ENV).ok().or_else(|| config.url.clone()).with_context(|| {
+                format!("[sql] backend = \"postgres\" needs `url` in the runtime config or {URL_ENV}")
+            })?;
+            Some(postgres::Server::new(&url)?)
+        }
+    };
+    let mut access = BTreeMap::new();
+    for component in manifest.components.values() {
+        let mut granted = BTreeMap::new();
+        for (index, label) in component.sql_databases.iter().enumerate() {
+            // Migrations belong to the component's first database.
+            let migrations: Option<PathBuf> = if index == 0 { component.sql_migrations.clone() } else { None };
+            let (backend, setup) = match &server {
+                None => backend::sqlite(state_dir, &component.id, label, max_connections, migrations).await?,
+                Some(server) => server.database(&component.id, label, max_connections, limits, migrations)?,
+            };
+            let database =
+                Database { component: component.id.clone(), label: label.clone(), backend, limits, setup };
+            match database.ensure_ready().await {
+                Ok(()) => {}
+                Err(Error::Connection(why)) => tracing::warn!(
+                    component = %component.id,
+                    "database `{label}` is unreachable ({why}); it will be set up when it answers"
+                ),
+                Err(e) => {
+                    return Err(anyhow::anyhow!(
+                        "component `{}` cannot start: database `{label}`: {}",
+                        component.id,
+                        errors::describe(&e)
+                    ));
+                }
+            }
+            granted.insert(label.clone(), Arc::new(database));
+        }
+        access.insert(component.id.clone(), SqlAccess { granted: Arc::new(granted) });
+    }
+    Ok(access)
+}
+
+impl Database {
+    async fn ensure_ready(&self) -> Result<(), Error> {
+        self.setup.ensure(&self.backend, &self.component, self.limits).await
+    }
+
+    fn log_failure(&self, what: &str, error: &Error) {
+        if matches!(error, Error::Connection(_) | Error::Other(_)) {
+            tracing::warn!(component = %self.component, database = %self.label, "{what}: {}", errors::describe(error));
+        }
+    }
+}
+
+impl Connection {
+    async fn run<T>(&mut self, what: &str, call: impl AsyncFnOnce(&Backend, Option<&mut Transaction>, SqlLimits) -> Result<T, Error>) -> Result<T, Error> {
+        let database = self.database.clone();
+        let result = match database.ensure_ready().await {
+            Ok(()) => call(&database.backend, self.transaction.as_mut(), database.limits).await,
+            Err(e) => Err(e),
+        };
+        if let Err(e) = &result {
+            database.log_failure(what, e);
+        }
+        result
+    }
+}
+
+impl Host for HostState {}
+
+impl HostConnection for HostState {
+    async fn open(&mut self, label: String) -> wasmtime::Result<Result<Resource<Connection>, Error>> {
+        let Some(database) = self.sql.granted.get(&label) else {
+            tracing::warn!(component = %self.component, "denied SQL database `{label}`: not in sql_databases");
+            return Ok(Err(Error::AccessDenied(format!(
+                "component `{}` has no database `{label}` (grant it with sql_databases)",
+                self.component
+            ))));
+        };
+        let connection = Connection { database: database.clone(), transaction: None };
+        Ok(Ok(self.table.push(connection)?))
+    }
+
+    async fn execute(&mut self, connection: Resource<Connection>, statement: String, params: Vec<Value>) -> wasmtime::Result<Result<u64, Error>> {
+        let connection = self.table.get_mut(&connection)?;
+        Ok(connection
+            .run("execute", async |backend, tx, limits| backend.execute(tx, &statement, params, limits).await)
+            .await)
+    }
+
+    async fn query(&mut self, connection: Resource<Connection>, statement: String, params: Vec<Value>) -> wasmtime::Result<Result<RowSet, Error>> {
+        let connection = self.table.get_mut(&connection)?;
+        Ok(connection
+            .run("query", async |backend, tx, limits| backend.query(tx, &statement, params, limits).await)
+            .await)
+    }
+
+    async fn begin(&mut self, connection: Resource<Connection>) -> wasmtime::Result<Result<(), Error>> {
+        let connection = self.table.get_mut(&connection)?;
+        if connection.transaction.is_some() {
+            return Ok(Err(Error::InvalidQuery("a transaction is already open on this connection".into())));
+        }
+        let result = connection.run("begin", async |backend, _, limits| backend.begin(limits).await).await;
+        Ok(result.map(|tx| connection.transaction = Some(tx)))
+    }
+
+    async fn commit(&mut self, connection: Resource<Connection>) -> wasmtime::Result<Result<(), Error>> {
+        let connection = self.table.get_mut(&connection)?;
+        let Some(tx) = connection.transaction.take() else {
+            return Ok(Err(Error::InvalidQuery("commit without begin".into())));
+        };
+        Ok(tx.commit(connection.database.limits).await)
+    }
+
+    async fn rollback(&mut self, connection: Resource<Connection>) -> wasmtime::Result<Result<(), Error>> {
+        let connection = self.table.get_mut(&connection)?;
+        let Some(tx) = connection.transaction.take() else {
+            return Ok(Err(Error::InvalidQuery("rollback without begin".into())));
+        };
+        Ok(tx.rollback(connection.database.limits).await)
+    }
+
+    /// Dropping an open transaction rolls it back before its connection is reused.
+    async fn drop(&mut self, connection: Resource<Connection>) -> wasmtime::Result<()> {
+        self.table.delete(connection)?;
+        Ok(())
+    }
+}

@@ -1,0 +1,124 @@
+//! PostgreSQL: a schema per component database, owned by a role per component.
+//!
+//! The host connects with the operator's URL only to create roles and schemas. Each
+//! component's pool logs in as the component's own role, with its schema as the only
+//! one on the search path; the role has no privilege on any other component's schema
+//! and may not create schemas, so cross-component access fails in PostgreSQL itself
+//! with "permission denied" whatever SQL the component sends.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::Context;
+use sha2::{Digest, Sha256};
+use sqlx::Executor;
+use sqlx::encode::IsNull;
+use sqlx::error::BoxDynError;
+use sqlx::postgres::types::Oid;
+use sqlx::postgres::{PgArgumentBuffer, PgConnectOptions, PgPool, PgPoolOptions, PgTypeInfo};
+
+use super::SqlLimits;
+use super::backend::{Backend, Setup};
+use super::errors::from_sqlx;
+use crate::bindings::sql::Error;
+
+/// How long a call waits for a connection before reporting the database unreachable.
+const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(3);
+
+pub struct Server {
+    admin: PgConnectOptions,
+    admin_pool: PgPool,
+    /// Secret input of the derived role passwords: the operator's URL.
+    secret: String,
+}
+
+/// Creating one component database's role and schema (idempotent).
+pub struct Provisioning {
+    admin_pool: PgPool,
+    role: String,
+    password: String,
+    schema: String,
+}
+
+impl Server {
+    pub fn new(url: &str) -> anyhow::Result<Server> {
+        let admin: PgConnectOptions = url.parse().context("[sql] url is not a PostgreSQL connection URL")?;
+        let admin_pool =
+            PgPoolOptions::new().max_connections(2).acquire_timeout(ACQUIRE_TIMEOUT).connect_lazy_with(admin.clone());
+        Ok(Server { admin, admin_pool, secret: url.to_owned() })
+    }
+
+    pub fn database(
+        &self,
+        component: &str,
+        label: &str,
+        max_connections: u32,
+        limits: SqlLimits,
+        migrations: Option<PathBuf>,
+    ) -> anyhow::Result<(Backend, Setup)> {
+        let role = format!("estore_{component}");
+        let schema = format!("{component}__{label}");
+        // Derived, not random: every host sharing the server (and every restart)
+        // computes the same password, so none locks the others out.
+        let password = hex::encode(Sha256::digest(format!("estore role\0{}\0{role}", self.secret)))[..32].to_owned();
+        let options = self.admin.clone().username(&role).password(&password);
+        let session = format!(
+            "SET search_path TO {}; SET statement_timeout = {}",
+            quote(&schema),
+            limits.statement_timeout.as_millis()
+        );
+        let pool = PgPoolOptions::new()
+            .max_connections(max_connections)
+            .acquire_timeout(ACQUIRE_TIMEOUT)
+            .after_connect(move |connection, _| {
+                let session = session.clone();
+                Box::pin(async move { connection.execute(session.as_str()).await.map(drop) })
+            })
+            .connect_lazy_with(options);
+        let provisioning = Provisioning { admin_pool: self.admin_pool.clone(), role, password, schema };
+        Ok((Backend::Postgres(pool), Setup::new(migrations, Some(provisioning))))
+    }
+}
+
+impl Provisioning {
+    pub async fn provision(&self) -> Result<(), Error> {
+        let role = quote(&self.role);
+        let schema = quote(&self.schema);
+        let password = &self.password;
+        let script = format!(
+            "DO $$ BEGIN
+                 CREATE ROLE {role} LOGIN PASSWORD '{password}';
+             EXCEPTION WHEN duplicate_object THEN
+                 ALTER ROLE {role} LOGIN PASSWORD '{password}';
+             END $$;
+             DO $$ BEGIN
+                 EXECUTE format('REVOKE CREATE, TEMPORARY ON DATABASE %I FROM PUBLIC', current_database());
+             END $$;
+             REVOKE ALL ON SCHEMA public FROM PUBLIC;
+             CREATE SCHEMA IF NOT EXISTS {schema} AUTHORIZATION {role};"
+        );
+        self.admin_pool.execute(script.as_str()).await.map(drop).map_err(from_sqlx)
+    }
+}
+
+/// A double-quoted identifier. Component ids and labels are validated by the
+/// manifest (lower-case letters, digits, `-`, `_`), so quoting is all they need.
+fn quote(identifier: &str) -> String {
+    format!("\"{}\"", identifier.replace('"', "\"\""))
+}
+
+/// SQL NULL with no type of its own, so PostgreSQL infers it from the context
+/// (a typed NULL would be refused when it meets a column of another type).
+pub struct UntypedNull;
+
+impl sqlx::Type<sqlx::Postgres> for UntypedNull {
+    fn type_info() -> PgTypeInfo {
+        PgTypeInfo::with_oid(Oid(0))
+    }
+}
+
+impl sqlx::Encode<'_, sqlx::Postgres> for UntypedNull {
+    fn encode_by_ref(&self, _: &mut PgArgumentBuffer) -> Result<IsNull, BoxDynError> {
+        Ok(IsNull::Yes)
+    }
+}
