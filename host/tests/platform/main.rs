@@ -7,5 +7,6 @@ mod capabilities;
 mod limits;
 mod manifest_errors;
 mod outbound;
+mod postgres;
 mod routing;
 mod shutdown;
