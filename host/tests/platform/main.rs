@@ -10,3 +10,4 @@ mod outbound;
 mod postgres;
 mod routing;
 mod shutdown;
+mod sql;

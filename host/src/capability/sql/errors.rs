@@ -3,6 +3,7 @@
 //! retry) instead of parsing messages that differ between SQLite and PostgreSQL.
 
 use sqlx::error::{DatabaseError, ErrorKind};
+use sqlx::postgres::PgDatabaseError;
 
 use crate::bindings::sql::{ConstraintKind, ConstraintViolation, Error};
 
@@ -32,11 +33,16 @@ fn from_database(db: &dyn DatabaseError) -> Error {
         _ => None,
     };
     if let Some(kind) = kind {
-        // PostgreSQL names the constraint; SQLite puts what it knows (the name of a
-        // CHECK, the columns of a UNIQUE or NOT NULL) after the colon of its message.
-        let name = db.constraint().map(str::to_owned).or_else(|| {
-            message.split_once("constraint failed: ").map(|(_, name)| name.trim().to_owned())
-        });
+        // PostgreSQL names the constraint (a NOT NULL has none: it names the table and
+        // column instead); SQLite puts what it knows (the name of a CHECK, the columns
+        // of a UNIQUE or NOT NULL) after the colon of its message. Both give
+        // `table.column` for a NOT NULL.
+        let postgres = db.try_downcast_ref::<PgDatabaseError>();
+        let name = db
+            .constraint()
+            .map(str::to_owned)
+            .or_else(|| postgres.and_then(|pg| Some(format!("{}.{}", pg.table()?, pg.column()?))))
+            .or_else(|| message.split_once("constraint failed: ").map(|(_, name)| name.trim().to_owned()));
         return Error::ConstraintViolation(ConstraintViolation { kind, name, message });
     }
     let code = db.code().map(|c| c.into_owned()).unwrap_or_default();
@@ -55,7 +61,7 @@ fn from_sqlstate(code: &str, message: String) -> Error {
         "57P01" | "57P02" | "57P03" => Error::Connection(message),
         _ => match &code[..2] {
             "42" | "22" | "25" | "0A" | "2B" | "2F" | "34" => Error::InvalidQuery(message),
-            "08" | "53" => Error::Connection(message),
+            "08" | "28" | "53" => Error::Connection(message),
             _ => Error::Other(format!("{message} (SQLSTATE {code})")),
         },
     }

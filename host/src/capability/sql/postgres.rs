@@ -56,7 +56,11 @@ impl Server {
         limits: SqlLimits,
         migrations: Option<PathBuf>,
     ) -> anyhow::Result<(Backend, Setup)> {
-        let role = format!("estore_{component}");
+        // Roles are cluster-wide while schemas live in one database: the role name
+        // carries the database, so two applications on one server never share one.
+        let database = self.admin.get_database().unwrap_or_default();
+        let database_tag = &hex::encode(Sha256::digest(database))[..8];
+        let role = format!("estore_{component}_{database_tag}");
         let schema = format!("{component}__{label}");
         // Derived, not random: every host sharing the server (and every restart)
         // computes the same password, so none locks the others out.
@@ -85,10 +89,13 @@ impl Provisioning {
         let role = quote(&self.role);
         let schema = quote(&self.schema);
         let password = &self.password;
+        // Another host may be provisioning the same role at this moment: creating it
+        // then fails either way (duplicate object, or unique violation in the catalog),
+        // and the role exists, so the password is set instead.
         let script = format!(
             "DO $$ BEGIN
                  CREATE ROLE {role} LOGIN PASSWORD '{password}';
-             EXCEPTION WHEN duplicate_object THEN
+             EXCEPTION WHEN duplicate_object OR unique_violation THEN
                  ALTER ROLE {role} LOGIN PASSWORD '{password}';
              END $$;
              DO $$ BEGIN

@@ -191,7 +191,7 @@ fn classify_trap(error: wasmtime::Error, store: &wasmtime::Store<HostState>) -> 
 
 fn root_cause(error: &anyhow::Error) -> String {
     match error.downcast_ref::<Trap>() {
-        Some(trap) => format!("wasm trap: {trap}"),
+        Some(trap) => trap.to_string(),
         None => error.root_cause().to_string(),
     }
 }
