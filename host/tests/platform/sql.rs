@@ -305,10 +305,16 @@ async fn a_broken_migration_stops_start_and_changes_nothing(backend: Backend) {
 }
 
 async fn limits_are_errors_to_the_component(backend: Backend) {
-    let sql = SqlApp::with(backend, &manifest(&fixture_migrations()), "max_rows = 5\nstatement_timeout_ms = 300\n", None);
+    // One connection: if a timed-out statement kept running, it would keep the only
+    // connection and the queries after it could not be answered.
+    let config = "max_rows = 5\nmax_result_bytes = 4096\nstatement_timeout_ms = 300\nmax_connections = 1\n";
+    let sql = SqlApp::with(backend, &manifest(&fixture_migrations()), config, None);
     let host = sql.start();
     let ten = "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 10) SELECT i FROM n";
     let (status, body) = query(&host, "alpha", ten, json!([])).await;
+    assert_eq!((status, body["error"]["kind"].as_str()), (413, Some("limit-exceeded")), "{body}");
+    let big = json!([{"text": "x".repeat(5000)}]);
+    let (status, body) = query(&host, "alpha", "SELECT ? AS big", big).await;
     assert_eq!((status, body["error"]["kind"].as_str()), (413, Some("limit-exceeded")), "{body}");
     let slow = match backend {
         Backend::Postgres => "SELECT pg_sleep(2)".to_owned(),
@@ -367,4 +373,21 @@ async fn postgres_unreachable_at_start_is_set_up_when_it_answers() {
         assert!(Instant::now() < deadline, "never set up: {body}");
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn postgres_url_from_the_environment() {
+    let sql = SqlApp::with(Backend::Sqlite, &manifest(&fixture_migrations()), "backend = \"postgres\"\n", None);
+    let stderr = sql.start_failure();
+    assert!(stderr.contains("ESTORE_SQL_URL"), "says where the URL comes from: {stderr}");
+
+    let url = postgres_url(crate::postgres::shared());
+    let mut command = sql.command();
+    command.env("ESTORE_SQL_URL", &url);
+    let host = Host::start(command);
+    let body = ok(&host, "alpha", "SELECT COUNT(*) AS n FROM seeded", json!([])).await;
+    assert_eq!(body["rows"], json!([[{"int64": 1}]]));
+    let database = url.rsplit('/').next().unwrap();
+    let schemas = crate::postgres::shared().psql_in(database, "SELECT schema_name FROM information_schema.schemata WHERE schema_name LIKE 'alpha%'");
+    assert_eq!(schemas.trim(), "alpha__default", "the database lives in the PostgreSQL schema of its own");
 }

@@ -2,12 +2,12 @@
 //! bounded, each call under the statement timeout.
 
 use std::path::{Path, PathBuf};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use futures::TryStreamExt;
 use sqlx::postgres::{PgArguments, PgRow, PgTypeInfo};
 use sqlx::query::Query;
-use sqlx::sqlite::{SqliteArguments, SqliteConnectOptions, SqliteJournalMode, SqliteRow};
+use sqlx::sqlite::{SqliteArguments, SqliteConnectOptions, SqliteConnection, SqliteJournalMode, SqliteRow};
 use sqlx::{Column, Executor, PgPool, Postgres, Row, Sqlite, SqlitePool, TypeInfo, ValueRef};
 use tokio::sync::OnceCell;
 
@@ -71,7 +71,10 @@ pub async fn sqlite(
         .journal_mode(SqliteJournalMode::Wal)
         .busy_timeout(Duration::from_secs(5))
         .foreign_keys(true);
-    let pool = sqlx::sqlite::SqlitePoolOptions::new().max_connections(max_connections).connect_lazy_with(options);
+    let pool = sqlx::sqlite::SqlitePoolOptions::new()
+        .max_connections(max_connections)
+        .acquire_timeout(super::ACQUIRE_TIMEOUT)
+        .connect_lazy_with(options);
     Ok((Backend::Sqlite(pool), Setup::new(migrations, None)))
 }
 
@@ -86,10 +89,11 @@ impl Backend {
     pub async fn execute(&self, tx: Option<&mut Transaction>, sql: &str, params: Vec<Value>, limits: SqlLimits) -> Result<u64, Error> {
         timed(limits.statement_timeout, async {
             let done = match (self, tx) {
-                (Backend::Sqlite(pool), None) => bind_sqlite(sqlx::query(sql), params).execute(pool).await.map(|r| r.rows_affected()),
-                (Backend::Sqlite(_), Some(Transaction::Sqlite(tx))) => {
-                    bind_sqlite(sqlx::query(sql), params).execute(&mut **tx).await.map(|r| r.rows_affected())
+                (Backend::Sqlite(pool), None) => {
+                    let mut connection = pool.acquire().await.map_err(from_sqlx)?;
+                    return sqlite_execute(&mut connection, sql, params, limits).await;
                 }
+                (Backend::Sqlite(_), Some(Transaction::Sqlite(tx))) => return sqlite_execute(tx, sql, params, limits).await,
                 (Backend::Postgres(pool), None) => {
                     let sql = numbered_placeholders(sql);
                     bind_postgres(sqlx::query(&sql), params).execute(pool).await.map(|r| r.rows_affected())
@@ -108,10 +112,11 @@ impl Backend {
     pub async fn query(&self, tx: Option<&mut Transaction>, sql: &str, params: Vec<Value>, limits: SqlLimits) -> Result<RowSet, Error> {
         timed(limits.statement_timeout, async {
             match (self, tx) {
-                (Backend::Sqlite(pool), None) => collect(pool, bind_sqlite(sqlx::query(sql), params), sqlite_values, limits).await,
-                (Backend::Sqlite(_), Some(Transaction::Sqlite(tx))) => {
-                    collect(&mut **tx, bind_sqlite(sqlx::query(sql), params), sqlite_values, limits).await
+                (Backend::Sqlite(pool), None) => {
+                    let mut connection = pool.acquire().await.map_err(from_sqlx)?;
+                    sqlite_query(&mut connection, sql, params, limits).await
                 }
+                (Backend::Sqlite(_), Some(Transaction::Sqlite(tx))) => sqlite_query(tx, sql, params, limits).await,
                 (Backend::Postgres(pool), None) => {
                     let sql = numbered_placeholders(sql);
                     collect(pool, bind_postgres(sqlx::query(&sql), params), postgres_values, limits).await
@@ -183,6 +188,35 @@ impl Transaction {
         })
         .await
     }
+}
+
+/// SQLite runs a statement on the connection's own thread, where a timed-out future
+/// cannot stop it: a progress handler interrupts the statement itself once its
+/// deadline has passed, so a runaway query neither burns a core nor keeps its
+/// connection after the component was told it timed out.
+async fn sqlite_bounded<T>(
+    connection: &mut SqliteConnection,
+    limits: SqlLimits,
+    call: impl AsyncFnOnce(&mut SqliteConnection) -> Result<T, Error>,
+) -> Result<T, Error> {
+    let deadline = Instant::now() + limits.statement_timeout;
+    connection.lock_handle().await.map_err(from_sqlx)?.set_progress_handler(1000, move || Instant::now() < deadline);
+    let result = call(&mut *connection).await;
+    if let Ok(mut handle) = connection.lock_handle().await {
+        handle.remove_progress_handler();
+    }
+    result
+}
+
+async fn sqlite_execute(connection: &mut SqliteConnection, sql: &str, params: Vec<Value>, limits: SqlLimits) -> Result<u64, Error> {
+    sqlite_bounded(connection, limits, async |c| {
+        bind_sqlite(sqlx::query(sql), params).execute(c).await.map(|r| r.rows_affected()).map_err(from_sqlx)
+    })
+    .await
+}
+
+async fn sqlite_query(connection: &mut SqliteConnection, sql: &str, params: Vec<Value>, limits: SqlLimits) -> Result<RowSet, Error> {
+    sqlite_bounded(connection, limits, async |c| collect(c, bind_sqlite(sqlx::query(sql), params), sqlite_values, limits).await).await
 }
 
 fn mismatch() -> Error {

@@ -72,6 +72,8 @@ fn from_sqlite_code(code: &str, message: String) -> Error {
     match code.parse::<i32>().map(|c| c & 0xff) {
         Ok(1) | Ok(20) | Ok(25) => Error::InvalidQuery(message),
         Ok(5) | Ok(6) => Error::Timeout(format!("database is busy: {message}")),
+        // SQLITE_INTERRUPT: the statement ran past its deadline (see sqlite_bounded).
+        Ok(9) => Error::Timeout(format!("the statement ran longer than the statement timeout ({message})")),
         Ok(23) => Error::AccessDenied(message),
         _ => Error::Other(message),
     }

@@ -35,6 +35,9 @@ const DEFAULT_STATEMENT_TIMEOUT: Duration = Duration::from_secs(10);
 const DEFAULT_MAX_ROWS: u64 = 10_000;
 const DEFAULT_MAX_RESULT_BYTES: u64 = 16 << 20;
 const DEFAULT_MAX_CONNECTIONS: u32 = 5;
+/// How long a call waits for a connection before reporting the database unreachable
+/// (or all its connections busy).
+const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(3);
 /// Environment variable overriding `[sql] url`.
 pub const URL_ENV: &str = "ESTORE_SQL_URL";
 

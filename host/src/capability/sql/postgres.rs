@@ -7,7 +7,6 @@
 //! with "permission denied" whatever SQL the component sends.
 
 use std::path::PathBuf;
-use std::time::Duration;
 
 use anyhow::Context;
 use sha2::{Digest, Sha256};
@@ -17,13 +16,11 @@ use sqlx::error::BoxDynError;
 use sqlx::postgres::types::Oid;
 use sqlx::postgres::{PgArgumentBuffer, PgConnectOptions, PgPool, PgPoolOptions, PgTypeInfo};
 
-use super::SqlLimits;
+use super::{ACQUIRE_TIMEOUT, SqlLimits};
 use super::backend::{Backend, Setup};
 use super::errors::from_sqlx;
 use crate::bindings::sql::Error;
 
-/// How long a call waits for a connection before reporting the database unreachable.
-const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(3);
 
 pub struct Server {
     admin: PgConnectOptions,
