@@ -879,6 +879,17 @@ impl Checker<'_> {
             .collect()
     }
 
+    /// A list of store or database labels (`key_value_stores`, `sql_databases`).
+    fn labels(&self, table: &Table, path: &KeyPath, key: &str) -> Checked<Vec<String>> {
+        let Some(value) = table.get(key) else { return Ok(Vec::new()) };
+        let lpath = path.key(key);
+        let labels = self.strings(value, &lpath)?;
+        for (i, label) in labels.iter().enumerate() {
+            check_store_label(label).map_err(|e| self.error(&lpath.index(i), e))?;
+        }
+        Ok(labels)
+    }
+
     fn opt_string(&self, table: &Table, path: &KeyPath, key: &str) -> Checked<Option<String>> {
         table
             .get(key)
@@ -1213,29 +1224,8 @@ impl Checker<'_> {
             }
         }
 
-        let key_value_stores = match table.get("key_value_stores") {
-            Some(v) => {
-                let kpath = path.key("key_value_stores");
-                let labels = self.strings(v, &kpath)?;
-                for (i, label) in labels.iter().enumerate() {
-                    check_store_label(label).map_err(|e| self.error(&kpath.index(i), e))?;
-                }
-                labels
-            }
-            None => Vec::new(),
-        };
-
-        let sql_databases = match table.get("sql_databases") {
-            Some(v) => {
-                let spath = path.key("sql_databases");
-                let labels = self.strings(v, &spath)?;
-                for (i, label) in labels.iter().enumerate() {
-                    check_store_label(label).map_err(|e| self.error(&spath.index(i), e))?;
-                }
-                labels
-            }
-            None => Vec::new(),
-        };
+        let key_value_stores = self.labels(table, path, "key_value_stores")?;
+        let sql_databases = self.labels(table, path, "sql_databases")?;
         let sql_migrations = match self.opt_string(table, path, "sql_migrations")? {
             Some(folder) if sql_databases.is_empty() => {
                 return Err(self.error(

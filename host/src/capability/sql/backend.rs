@@ -8,7 +8,7 @@ use futures::TryStreamExt;
 use sqlx::postgres::{PgArguments, PgRow, PgTypeInfo};
 use sqlx::query::Query;
 use sqlx::sqlite::{SqliteArguments, SqliteConnectOptions, SqliteConnection, SqliteJournalMode, SqliteRow};
-use sqlx::{Column, Executor, PgPool, Postgres, Row, Sqlite, SqlitePool, TypeInfo, ValueRef};
+use sqlx::{Column, Encode, Executor, PgPool, Postgres, Row, Sqlite, SqlitePool, Type, TypeInfo, ValueRef};
 use tokio::sync::OnceCell;
 
 use super::errors::{from_sqlx, limit};
@@ -266,10 +266,24 @@ fn value_size(value: &Value) -> u64 {
     }
 }
 
-fn bind_sqlite<'q>(mut query: Query<'q, Sqlite, SqliteArguments<'q>>, params: Vec<Value>) -> Query<'q, Sqlite, SqliteArguments<'q>> {
+/// Binds the interface's values in order; `null` is the backend's untyped NULL.
+fn bind<'q, DB, N>(
+    mut query: Query<'q, DB, <DB as sqlx::Database>::Arguments<'q>>,
+    params: Vec<Value>,
+    null: N,
+) -> Query<'q, DB, <DB as sqlx::Database>::Arguments<'q>>
+where
+    DB: sqlx::Database,
+    N: Encode<'q, DB> + Type<DB> + Copy + Send + 'q,
+    bool: Encode<'q, DB> + Type<DB>,
+    i64: Encode<'q, DB> + Type<DB>,
+    f64: Encode<'q, DB> + Type<DB>,
+    String: Encode<'q, DB> + Type<DB>,
+    Vec<u8>: Encode<'q, DB> + Type<DB>,
+{
     for param in params {
         query = match param {
-            Value::Null => query.bind(None::<i64>),
+            Value::Null => query.bind(null),
             Value::Boolean(b) => query.bind(b),
             Value::Int64(i) => query.bind(i),
             Value::Float64(f) => query.bind(f),
@@ -280,18 +294,12 @@ fn bind_sqlite<'q>(mut query: Query<'q, Sqlite, SqliteArguments<'q>>, params: Ve
     query
 }
 
-fn bind_postgres<'q>(mut query: Query<'q, Postgres, PgArguments>, params: Vec<Value>) -> Query<'q, Postgres, PgArguments> {
-    for param in params {
-        query = match param {
-            Value::Null => query.bind(postgres::UntypedNull),
-            Value::Boolean(b) => query.bind(b),
-            Value::Int64(i) => query.bind(i),
-            Value::Float64(f) => query.bind(f),
-            Value::Text(s) => query.bind(s),
-            Value::Blob(b) => query.bind(b),
-        };
-    }
-    query
+fn bind_sqlite<'q>(query: Query<'q, Sqlite, SqliteArguments<'q>>, params: Vec<Value>) -> Query<'q, Sqlite, SqliteArguments<'q>> {
+    bind(query, params, None::<i64>)
+}
+
+fn bind_postgres<'q>(query: Query<'q, Postgres, PgArguments>, params: Vec<Value>) -> Query<'q, Postgres, PgArguments> {
+    bind(query, params, postgres::UntypedNull)
 }
 
 /// SQLite values carry their storage class; a column declared BOOLEAN stores 0/1 and

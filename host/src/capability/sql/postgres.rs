@@ -113,6 +113,7 @@ fn quote(identifier: &str) -> String {
 
 /// SQL NULL with no type of its own, so PostgreSQL infers it from the context
 /// (a typed NULL would be refused when it meets a column of another type).
+#[derive(Clone, Copy)]
 pub struct UntypedNull;
 
 impl sqlx::Type<sqlx::Postgres> for UntypedNull {
