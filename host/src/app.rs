@@ -93,21 +93,29 @@ pub async fn up(options: UpOptions) -> Result<()> {
                 .with_context(|| key("files"))?,
             variables: Arc::new(variables.for_component(&manifest, component)?),
             key_value: key_value.access_for(&component.key_value_stores),
-            sql: sql.remove(&component.id).unwrap_or_default(),
+            sql: match sql.remove(&component.id).unwrap_or_else(|| Ok(Default::default())) {
+                Ok(grant) => grant,
+                Err(why) => {
+                    registry.mark_failed(&component.id, why);
+                    continue;
+                }
+            },
             outbound: Arc::new(outbound),
             limits: limits_of(&component.id),
         };
-        registry.load(&linker, context, &component.source)?;
+        if let Err(e) = registry.load(&linker, context, &component.source) {
+            registry.mark_failed(&component.id, format!("{e:#}"));
+        }
     }
     let registry = Arc::new(registry);
     let dispatcher = Arc::new(
-        HttpDispatcher::new(&manifest, registry).map_err(|e| anyhow!("{}: {e}", manifest.path.display()))?,
+        HttpDispatcher::new(&manifest, registry.clone()).map_err(|e| anyhow!("{}: {e}", manifest.path.display()))?,
     );
 
     let listener =
         TcpListener::bind(options.listen).await.with_context(|| format!("cannot listen on {}", options.listen))?;
     let address = listener.local_addr()?;
-    print_routes(&manifest, address);
+    print_routes(&manifest, &registry, address);
     let drain = runtime.request_timeout().max(largest_timeout(&manifest)) + DRAIN_GRACE;
     http::serve(listener, dispatcher, shutdown_signal(), drain).await?;
     tracing::info!("stopped");
@@ -125,7 +133,7 @@ fn largest_timeout(manifest: &Manifest) -> Duration {
 }
 
 /// Spin's start-up banner: tests and people both read the address from it.
-fn print_routes(manifest: &Manifest, address: SocketAddr) {
+fn print_routes(manifest: &Manifest, registry: &Registry, address: SocketAddr) {
     println!("Serving http://{address}");
     println!("Available Routes:");
     let base = manifest.application.http_base.trim_end_matches('/');
@@ -136,7 +144,8 @@ fn print_routes(manifest: &Manifest, address: SocketAddr) {
                 None => (route.as_str(), ""),
             };
             let path = if path.is_empty() { "/" } else { path };
-            println!("  {}: http://{address}{base}{path}{wildcard}", trigger.component);
+            let down = if registry.failure(&trigger.component).is_some() { " [not running: see the log]" } else { "" };
+            println!("  {}: http://{address}{base}{path}{wildcard}{down}", trigger.component);
         }
     }
 }

@@ -26,11 +26,14 @@ pub struct LoadedComponent {
 pub struct Registry {
     engine: Engine,
     components: BTreeMap<String, Arc<LoadedComponent>>,
+    /// Components that could not start, with the reason: their requests get it as a
+    /// 503 while every other component serves.
+    failed: BTreeMap<String, String>,
 }
 
 impl Registry {
     pub fn new(engine: Engine) -> Registry {
-        Registry { engine, components: BTreeMap::new() }
+        Registry { engine, components: BTreeMap::new(), failed: BTreeMap::new() }
     }
 
     pub fn engine(&self) -> &Engine {
@@ -57,5 +60,14 @@ impl Registry {
 
     pub fn get(&self, id: &str) -> Option<Arc<LoadedComponent>> {
         self.components.get(id).cloned()
+    }
+
+    pub fn mark_failed(&mut self, id: &str, reason: String) {
+        tracing::error!(component = %id, "component not started: {reason}");
+        self.failed.insert(id.to_owned(), reason);
+    }
+
+    pub fn failure(&self, id: &str) -> Option<&str> {
+        self.failed.get(id).map(String::as_str)
     }
 }

@@ -64,3 +64,32 @@ async fn memory_hog_hits_its_limit() {
     assert!(detail.contains("misbehave") && detail.contains("memory limit of 32 MiB"), "{problem}");
     assert_eq!(get(&host.url("/hello/")).await.0, 200);
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_component_that_cannot_load_fails_only_its_own_routes() {
+    let app = App::new(
+        r#"
+spin_manifest_version = 2
+[application]
+name = "broken"
+[[trigger.http]]
+route = "/broken/..."
+component = "broken"
+[[trigger.http]]
+route = "/hello/..."
+component = "hello"
+[component.broken]
+source = "broken.wasm"
+[component.hello]
+source = "{wasm}/hello.wasm"
+"#,
+    );
+    std::fs::write(app.dir.path().join("broken.wasm"), b"\0asm this is not a component").unwrap();
+    let host = app.start();
+    let (status, problem) = get(&host.url("/broken/")).await;
+    assert_eq!(status, 503, "{problem}");
+    let detail = problem["detail"].as_str().unwrap();
+    assert!(detail.contains("broken") && detail.contains("broken.wasm"), "{detail}");
+    host.wait_for_log(&["component=broken", "not started"]);
+    assert_eq!(get(&host.url("/hello/")).await.0, 200);
+}

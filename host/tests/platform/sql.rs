@@ -154,7 +154,7 @@ on_both_backends!(
     a_trap_rolls_back_the_open_transaction,
     components_cannot_see_each_others_tables,
     migrations_run_once_across_restarts,
-    a_broken_migration_stops_start_and_changes_nothing,
+    a_broken_migration_stops_its_component_and_changes_nothing,
     limits_are_errors_to_the_component,
 );
 
@@ -279,7 +279,7 @@ async fn migrations_run_once_across_restarts(backend: Backend) {
     }
 }
 
-async fn a_broken_migration_stops_start_and_changes_nothing(backend: Backend) {
+async fn a_broken_migration_stops_its_component_and_changes_nothing(backend: Backend) {
     let folder = tempfile::tempdir().unwrap();
     std::fs::write(folder.path().join("0001_ok.sql"), "CREATE TABLE kept (id BIGINT PRIMARY KEY);").unwrap();
     std::fs::write(
@@ -288,9 +288,17 @@ async fn a_broken_migration_stops_start_and_changes_nothing(backend: Backend) {
     )
     .unwrap();
     let sql = SqlApp::with(backend, &manifest(&folder.path().display().to_string()), "", None);
-    let stderr = sql.start_failure();
-    assert!(stderr.contains("alpha") && stderr.contains("0002_broken.sql"), "{stderr}");
-    assert!(stderr.contains("statement 3") && stderr.contains("CREATE TABLE oops"), "names the failing statement: {stderr}");
+    {
+        // The component does not start; the others do, and its requests say why.
+        let host = sql.start();
+        let (status, problem) = crate::harness::get(&host.url("/alpha/?action=typed")).await;
+        assert_eq!(status, 503, "{problem}");
+        let detail = problem["detail"].as_str().unwrap();
+        assert!(detail.contains("alpha") && detail.contains("0002_broken.sql"), "{detail}");
+        assert!(detail.contains("statement 3") && detail.contains("CREATE TABLE oops"), "names the failing statement: {detail}");
+        host.wait_for_log(&["alpha", "0002_broken.sql"]);
+        ok(&host, "beta", "CREATE TABLE fine (id BIGINT)", json!([])).await;
+    }
 
     // Fixed, it applies from a clean slate: `half` was not left behind (creating it
     // again would fail) and the row of the failed file was rolled back.

@@ -73,7 +73,13 @@ pub struct Connection {
 }
 
 /// Opens (and sets up, migrating) every database the application's components use.
-pub async fn open_all(manifest: &Manifest, runtime: &RuntimeConfig, state_dir: &Path) -> Result<BTreeMap<String, SqlAccess>> {
+/// A component whose database cannot be set up (a failing migration) gets the reason
+/// instead of its grant: it does not start, the others do.
+pub async fn open_all(
+    manifest: &Manifest,
+    runtime: &RuntimeConfig,
+    state_dir: &Path,
+) -> Result<BTreeMap<String, Result<SqlAccess, String>>> {
     let config = &runtime.sql;
     let limits = SqlLimits {
         statement_timeout: config.statement_timeout_ms.map(Duration::from_millis).unwrap_or(DEFAULT_STATEMENT_TIMEOUT),
@@ -93,6 +99,7 @@ pub async fn open_all(manifest: &Manifest, runtime: &RuntimeConfig, state_dir: &
     let mut access = BTreeMap::new();
     for component in manifest.components.values() {
         let mut granted = BTreeMap::new();
+        let mut failure = None;
         for (index, label) in component.sql_databases.iter().enumerate() {
             // Migrations belong to the component's first database.
             let migrations: Option<PathBuf> = if index == 0 { component.sql_migrations.clone() } else { None };
@@ -109,16 +116,17 @@ pub async fn open_all(manifest: &Manifest, runtime: &RuntimeConfig, state_dir: &
                     "database `{label}` is unreachable ({why}); it will be set up when it answers"
                 ),
                 Err(e) => {
-                    return Err(anyhow::anyhow!(
-                        "component `{}` cannot start: database `{label}`: {}",
-                        component.id,
-                        errors::describe(&e)
-                    ));
+                    failure = Some(format!("database `{label}`: {}", errors::describe(&e)));
+                    break;
                 }
             }
             granted.insert(label.clone(), Arc::new(database));
         }
-        access.insert(component.id.clone(), SqlAccess { granted: Arc::new(granted) });
+        let grant = match failure {
+            Some(why) => Err(why),
+            None => Ok(SqlAccess { granted: Arc::new(granted) }),
+        };
+        access.insert(component.id.clone(), grant);
     }
     Ok(access)
 }

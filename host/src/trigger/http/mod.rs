@@ -64,7 +64,13 @@ impl HttpDispatcher {
             return problem(StatusCode::NOT_FOUND, &format!("no route matches {path}"));
         };
         let Some(component) = self.registry.get(route.component_id) else {
-            return problem(StatusCode::NOT_FOUND, &format!("no route matches {path}"));
+            return match self.registry.failure(route.component_id) {
+                Some(why) => problem(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    &format!("component `{}` is not running: {why}", route.component_id),
+                ),
+                None => problem(StatusCode::NOT_FOUND, &format!("no route matches {path}")),
+            };
         };
         self.invoke(&component, req, &route, client, host).await
     }
