@@ -38,7 +38,7 @@ pub fn build_fixtures() {
 }
 
 /// Compiled components are shared between tests (keyed by digest, so always right).
-fn compiled_cache() -> PathBuf {
+pub fn compiled_cache() -> PathBuf {
     PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("estore-compiled")
 }
 

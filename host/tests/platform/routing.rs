@@ -134,3 +134,22 @@ async fn serves_without_the_pooling_allocator_when_address_space_is_short() {
     host.wait_for_log(&["pooling allocator unavailable"]);
     assert_eq!(get(&host.url("/")).await.0, 200);
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn up_with_build_builds_then_serves() {
+    crate::harness::build_fixtures();
+    let state = tempfile::tempdir().unwrap();
+    let mut command = std::process::Command::new(crate::harness::ESTORE);
+    command
+        .args(["up", "--build", "--listen", "127.0.0.1:0", "-f"])
+        .arg(crate::harness::workspace().join("host/tests/fixtures"))
+        .arg("--state-dir")
+        .arg(state.path())
+        .arg("--cache-dir")
+        .arg(crate::harness::compiled_cache());
+    let host = crate::harness::Host::start(command);
+    host.wait_for_log(&["Building component hello"]);
+    host.wait_for_log(&["Finished building all components"]);
+    let (status, echo) = get(&host.url("/hello/?action=var&name=message")).await;
+    assert_eq!((status, echo["value"].as_str()), (200, Some("hi, world")), "{echo}");
+}
