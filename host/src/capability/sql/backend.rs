@@ -302,41 +302,47 @@ fn bind_postgres<'q>(query: Query<'q, Postgres, PgArguments>, params: Vec<Value>
     bind(query, params, postgres::UntypedNull)
 }
 
+/// A row's values in column order: NULL for NULL, `decode` for the rest.
+fn row_values<R>(row: &R, decode: impl Fn(usize, &<R::Database as sqlx::Database>::Column) -> Result<Value, Error>) -> Result<Vec<Value>, Error>
+where
+    R: Row,
+    usize: sqlx::ColumnIndex<R>,
+{
+    row.columns()
+        .iter()
+        .enumerate()
+        .map(|(index, column)| {
+            if row.try_get_raw(index).map_err(from_sqlx)?.is_null() {
+                return Ok(Value::Null);
+            }
+            decode(index, column)
+        })
+        .collect()
+}
+
 /// SQLite values carry their storage class; a column declared BOOLEAN stores 0/1 and
 /// reads back as a boolean, so the same schema reads the same on both backends.
 fn sqlite_values(row: &SqliteRow) -> Result<Vec<Value>, Error> {
-    let mut values = Vec::with_capacity(row.len());
-    for (index, column) in row.columns().iter().enumerate() {
-        let raw = row.try_get_raw(index).map_err(from_sqlx)?;
-        if raw.is_null() {
-            values.push(Value::Null);
-            continue;
-        }
+    row_values(row, |index, column| {
         let declared = column.type_info().name().to_ascii_uppercase();
-        let storage = raw.type_info().name().to_ascii_uppercase();
-        let value = match storage.as_str() {
-            "INTEGER" | "BOOLEAN" if declared.starts_with("BOOL") => Value::Boolean(row.try_get::<i64, _>(index).map_err(from_sqlx)? != 0),
+        let storage = row.try_get_raw(index).map_err(from_sqlx)?.type_info().name().to_ascii_uppercase();
+        Ok(match storage.as_str() {
+            "INTEGER" | "BOOLEAN" if declared.starts_with("BOOL") => {
+                Value::Boolean(row.try_get::<i64, _>(index).map_err(from_sqlx)? != 0)
+            }
             "INTEGER" | "BOOLEAN" => Value::Int64(row.try_get(index).map_err(from_sqlx)?),
             "REAL" => Value::Float64(row.try_get(index).map_err(from_sqlx)?),
             "BLOB" => Value::Blob(row.try_get(index).map_err(from_sqlx)?),
             _ => Value::Text(row.try_get(index).map_err(from_sqlx)?),
-        };
-        values.push(value);
-    }
-    Ok(values)
+        })
+    })
 }
 
 fn postgres_values(row: &PgRow) -> Result<Vec<Value>, Error> {
-    let mut values = Vec::with_capacity(row.len());
-    for (index, column) in row.columns().iter().enumerate() {
-        let raw = row.try_get_raw(index).map_err(from_sqlx)?;
-        if raw.is_null() {
-            values.push(Value::Null);
-            continue;
-        }
-        let get = |e| from_sqlx(e);
+    row_values(row, |index, column| {
+        let get = from_sqlx;
         let type_info: &PgTypeInfo = column.type_info();
-        let value = match type_info.name() {
+        Ok(match type_info.name() {
             "BOOL" => Value::Boolean(row.try_get(index).map_err(get)?),
             "INT2" => Value::Int64(row.try_get::<i16, _>(index).map_err(get)?.into()),
             "INT4" => Value::Int64(row.try_get::<i32, _>(index).map_err(get)?.into()),
@@ -352,8 +358,6 @@ fn postgres_values(row: &PgRow) -> Result<Vec<Value>, Error> {
                     column.name()
                 )));
             }
-        };
-        values.push(value);
-    }
-    Ok(values)
+        })
+    })
 }
