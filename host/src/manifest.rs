@@ -2662,38 +2662,23 @@ source = "unused.wasm"
         );
 
         tmp.write("target/hello.wasm", "\0asm");
-        let e = m
-            .check_sources()
-            .err()
-            .map(|e| e.to_string())
-            .unwrap_or_default();
+        let source_error = || m.check_sources().err().map(|e| e.to_string()).unwrap_or_default();
+        let e = source_error();
         assert!(
             e.contains("component.hello.files[1]: `notes.txt` does not exist"),
             "{e}"
         );
         tmp.write("notes.txt", "n");
-        let e = m
-            .check_sources()
-            .err()
-            .map(|e| e.to_string())
-            .unwrap_or_default();
+        let e = source_error();
         assert!(
             e.contains("component.hello.files[2].source: `data` does not exist"),
             "{e}"
         );
         let _ = std::fs::create_dir_all(tmp.0.join("data"));
-        let e = m
-            .check_sources()
-            .err()
-            .map(|e| e.to_string())
-            .unwrap_or_default();
+        let e = source_error();
         assert!(e.contains("component.plain.source: file `plain.wasm` does not exist (and the component has no build command)"), "{e}");
         let _ = std::fs::create_dir_all(tmp.0.join("plain.wasm"));
-        let e = m
-            .check_sources()
-            .err()
-            .map(|e| e.to_string())
-            .unwrap_or_default();
+        let e = source_error();
         assert!(e.contains("is a directory"), "{e}");
         let _ = std::fs::remove_dir_all(tmp.0.join("plain.wasm"));
         tmp.write("plain.wasm", "\0asm");
