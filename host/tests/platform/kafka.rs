@@ -12,63 +12,30 @@
 //!   comes back" tests.
 //! - The CLI helpers (`create_topic`, `produce`, `consume`, …) run Kafka's own tools
 //!   from the same jars, one JVM each (~2 s), so no Rust Kafka client is needed here.
-//! - Cleanup does not depend on destructors: the broker runs under a small `sh`
-//!   watchdog that reads a pipe from this process. When the pipe closes — `Drop`, or
-//!   this process ending in any way, even SIGKILL — the watchdog stops the broker
-//!   (SIGTERM, then SIGKILL after 20 s) and removes the temp dir. `stop()` writes
-//!   `keep` first, so the data survives for `start_again()`.
+//! - The broker runs under the [`watched`](crate::watched) watchdog (stopped with
+//!   SIGTERM): it never outlives the test run, and `stop()` keeps its data for
+//!   `start_again()`.
 #![allow(dead_code)] // the Kafka trigger tests use some of it, this module's own test the rest
 
 use std::io::{Read, Write};
 use std::net::TcpStream;
-use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
-use std::process::{Child, ChildStdin, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::sync::{Mutex, OnceLock};
+
+use crate::watched::{self, Watched};
 use std::time::{Duration, Instant};
 
 const START_TIMEOUT: Duration = Duration::from_secs(90);
 const STOP_TIMEOUT: Duration = Duration::from_secs(30);
 const TOOL_TIMEOUT: Duration = Duration::from_secs(60);
 
-/// The watchdog: `sh -c WATCHDOG estore-kafka-watchdog DIR BROKER-COMMAND...`.
-/// Prints the broker's pid, then waits for it. A line `keep` on stdin stops the broker
-/// and keeps DIR; end of stdin without it stops the broker and removes DIR. A broker
-/// that exits on its own ends the watchdog with its status. The broker logs to
-/// DIR/broker.log.
-const WATCHDOG: &str = r#"
-dir=$1; shift
-exec 3<&0 </dev/null
-"$@" 3<&- >>"$dir/broker.log" 2>&1 &
-broker=$!
-( if read -r cmd <&3 && [ "$cmd" = keep ]; then :; else : >"$dir/.remove"; fi
-  kill -TERM "$broker" 2>/dev/null
-  i=0
-  while kill -0 "$broker" 2>/dev/null && [ "$i" -lt 200 ]; do sleep 0.1; i=$((i+1)); done
-  kill -KILL "$broker" 2>/dev/null ) &
-watch=$!
-exec 3<&-
-echo "$broker"
-exec >/dev/null
-wait "$broker"; status=$?
-kill "$watch" 2>/dev/null
-if [ -e "$dir/.remove" ]; then rm -rf "$dir"; fi
-exit "$status"
-"#;
-
 /// A Kafka broker of our own; stopped and deleted on drop.
 pub struct Kafka {
     dir: PathBuf,
     port: u16,
     controller_port: u16,
-    server: Mutex<Option<Server>>,
-}
-
-/// A running broker: its watchdog and the pipe that keeps it alive.
-struct Server {
-    watchdog: Child,
-    control: ChildStdin,
-    pid: u32,
+    server: Mutex<Option<Watched>>,
 }
 
 impl Kafka {
@@ -87,9 +54,9 @@ impl Kafka {
         let mut attempts = 0;
         loop {
             attempts += 1;
-            kafka.port = free_port();
+            kafka.port = watched::free_port();
             kafka.controller_port = loop {
-                let port = free_port();
+                let port = watched::free_port();
                 if port != kafka.port {
                     break port;
                 }
@@ -240,7 +207,7 @@ impl Kafka {
     /// Stops the broker (SIGTERM: a controlled shutdown); the data and the ports stay ours.
     pub fn stop(&self) {
         let server = self.server.lock().unwrap().take().expect("Kafka is not running");
-        self.halt(server, true);
+        server.halt(true, STOP_TIMEOUT);
     }
 
     /// Serves the same data on the same ports again, after `stop()`.
@@ -256,7 +223,7 @@ impl Kafka {
     /// Whether the broker process is running (it may not be ready yet).
     pub fn is_running(&self) -> bool {
         let mut server = self.server.lock().unwrap();
-        matches!(server.as_mut().map(|s| s.watchdog.try_wait()), Some(Ok(None)))
+        matches!(server.as_mut().map(|s| s.exited()), Some(None))
     }
 
     /// The broker log so far (all starts).
@@ -273,36 +240,24 @@ impl Kafka {
 
     /// Starts the broker under its watchdog and waits until it answers metadata requests.
     fn launch(&self) -> Result<(), String> {
-        let mut watchdog = Command::new("sh")
-            .arg("-c")
-            .arg(WATCHDOG)
-            .arg("estore-kafka-watchdog")
-            .arg(&self.dir)
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.dir.join("broker.log"))
+            .map_err(|e| format!("open the broker log: {e}"))?;
+        let mut command = watched::command("estore-kafka-watchdog", &self.dir, "TERM");
+        command
             .arg(script())
             .arg("start")
             .arg(&self.dir)
             .arg(self.port.to_string())
             .arg(self.controller_port.to_string())
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            // Its own process group: a Ctrl-C to the test run reaches it only through the pipe.
-            .process_group(0)
-            .spawn()
-            .map_err(|e| format!("run sh: {e}"))?;
-        let control = watchdog.stdin.take().expect("watchdog stdin");
-        let mut pid_line = String::new();
-        let mut stdout = watchdog.stdout.take().expect("watchdog stdout");
-        let mut byte = [0u8; 1];
-        while stdout.read(&mut byte).map(|n| n == 1).unwrap_or(false) && byte[0] != b'\n' {
-            pid_line.push(byte[0] as char);
-        }
-        let pid = pid_line.trim().parse().map_err(|_| format!("the watchdog printed no pid ({pid_line:?})"))?;
-        let mut server = Server { watchdog, control, pid };
+            .stderr(log);
+        let mut server = Watched::spawn(command)?;
 
         let deadline = Instant::now() + START_TIMEOUT;
         let failure = loop {
-            if let Ok(Some(status)) = server.watchdog.try_wait() {
+            if let Some(status) = server.exited() {
                 break format!("the broker exited ({status})");
             }
             if Instant::now() > deadline {
@@ -323,31 +278,8 @@ impl Kafka {
                 Err(_) => std::thread::sleep(Duration::from_millis(500)),
             }
         };
-        self.halt(server, true);
+        server.halt(true, STOP_TIMEOUT);
         Err(failure)
-    }
-
-    /// Stops a broker through its watchdog and waits for it.
-    fn halt(&self, mut server: Server, keep_data: bool) {
-        if keep_data {
-            let _ = server.control.write_all(b"keep\n");
-        }
-        drop(server.control);
-        let deadline = Instant::now() + STOP_TIMEOUT;
-        loop {
-            match server.watchdog.try_wait() {
-                Ok(Some(_)) | Err(_) => break,
-                Ok(None) if Instant::now() > deadline => {
-                    // Last resort: the watchdog leads the broker's process group.
-                    let group = format!("-{}", server.watchdog.id());
-                    let _ = Command::new("kill").args(["-KILL", "--", &group]).status();
-                    let _ = Command::new("kill").args(["-KILL", &server.pid.to_string()]).status();
-                    let _ = server.watchdog.wait();
-                    break;
-                }
-                Ok(None) => std::thread::sleep(Duration::from_millis(20)),
-            }
-        }
     }
 }
 
@@ -355,7 +287,7 @@ impl Drop for Kafka {
     fn drop(&mut self) {
         let server = self.server.get_mut().map(Option::take).unwrap_or_else(|e| e.into_inner().take());
         if let Some(server) = server {
-            self.halt(server, false);
+            server.halt(false, STOP_TIMEOUT);
         }
         let _ = std::fs::remove_dir_all(&self.dir);
     }
@@ -447,9 +379,6 @@ fn run_with_timeout(mut command: Command, stdin: Option<&str>, timeout: Duration
 }
 
 /// A port that was free a moment ago (`start` retries if it is taken meanwhile).
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).expect("bind 127.0.0.1:0").port()
-}
 
 #[test]
 fn kafka_broker_starts_and_restarts() {

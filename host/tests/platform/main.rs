@@ -12,3 +12,4 @@ mod postgres;
 mod routing;
 mod shutdown;
 mod sql;
+mod watched;

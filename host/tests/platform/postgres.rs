@@ -11,49 +11,27 @@
 //! - PostgreSQL refuses to run as root: as root (CI) initdb and the server run as the
 //!   `postgres` system user (created by Debian's package; `nobody` otherwise) through
 //!   `setpriv`, in a temp dir owned by that user. Otherwise they run as we do.
-//! - Cleanup does not depend on destructors: the server runs under a small `sh`
-//!   watchdog that reads a pipe from this process. When the pipe closes — `Drop`, or
-//!   this process ending in any way, even SIGKILL (statics are never dropped) — the
-//!   watchdog fast-stops the server and removes the temp dir. `stop()` writes `keep`
-//!   first, so the data survives for `start_again()`. The shared server is also
-//!   stopped by an `atexit` handler, so a normal exit waits until it is gone.
+//! - The server runs under the [`watched`](crate::watched) watchdog (SIGINT: fast
+//!   shutdown): it never outlives the test run, and `stop()` keeps its data for
+//!   `start_again()`. The shared server is also stopped by an `atexit` handler, so a
+//!   normal exit waits until it is gone.
 //!
 //! Binaries: `ESTORE_PG_BINDIR` if set, else the newest `/usr/lib/postgresql/<v>/bin`
 //! (Debian's layout; `scripts/setup` installs it), else `initdb` on PATH.
 #![allow(dead_code)] // the SQL tests use some of it, this module's own test the rest
 
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{Read, Write};
 use std::os::unix::fs::MetadataExt;
-use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
-use std::process::{Child, ChildStdin, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::sync::{Mutex, OnceLock};
+
+use crate::watched::{self, Watched};
 use std::time::{Duration, Instant};
 
 const ADMIN: &str = "estore";
 const START_TIMEOUT: Duration = Duration::from_secs(60);
 const STOP_TIMEOUT: Duration = Duration::from_secs(30);
-
-/// The watchdog: `sh -c WATCHDOG estore-pg-watchdog DIR SERVER-COMMAND...`.
-/// Prints the server's pid, then waits for it. A line `keep` on stdin stops the server
-/// and keeps DIR; end of stdin without it stops the server and removes DIR. A server
-/// that exits on its own ends the watchdog with its status.
-const WATCHDOG: &str = r#"
-dir=$1; shift
-exec 3<&0 </dev/null
-"$@" 3<&- >&2 &
-pg=$!
-( if read -r cmd <&3 && [ "$cmd" = keep ]; then :; else : >"$dir/.remove"; fi
-  kill -INT "$pg" 2>/dev/null ) &
-watch=$!
-exec 3<&-
-echo "$pg"
-exec >/dev/null
-wait "$pg"; status=$?
-kill "$watch" 2>/dev/null
-if [ -e "$dir/.remove" ]; then rm -rf "$dir"; fi
-exit "$status"
-"#;
 
 /// A PostgreSQL server of our own; stopped and deleted on drop.
 pub struct Postgres {
@@ -62,14 +40,7 @@ pub struct Postgres {
     password: String,
     /// uid/gid the server runs as when we are root.
     run_as: Option<(u32, u32)>,
-    server: Mutex<Option<Server>>,
-}
-
-/// A running server: its watchdog and the pipe that keeps it alive.
-struct Server {
-    watchdog: Child,
-    control: ChildStdin,
-    pid: u32,
+    server: Mutex<Option<Watched>>,
 }
 
 /// The server for the whole test run, started on first use and stopped when the test
@@ -95,7 +66,7 @@ extern "C" fn stop_shared() {
         let Some(pg) = SHARED.get() else { return };
         let server = pg.server.try_lock().ok().and_then(|mut s| s.take());
         if let Some(server) = server {
-            pg.halt(server, false);
+            server.halt(false, STOP_TIMEOUT);
         }
     });
 }
@@ -117,7 +88,7 @@ impl Postgres {
         let mut attempts = 0;
         loop {
             attempts += 1;
-            pg.port = free_port();
+            pg.port = watched::free_port();
             let log_start = pg.log().len();
             match pg.launch() {
                 Ok(()) => break,
@@ -218,7 +189,7 @@ impl Postgres {
     /// Fast shutdown (clients are disconnected); the data and the port stay ours.
     pub fn stop(&self) {
         let server = self.server.lock().unwrap().take().expect("PostgreSQL is not running");
-        self.halt(server, true);
+        server.halt(true, STOP_TIMEOUT);
     }
 
     /// Serves the same data on the same port again, after `stop()`.
@@ -308,12 +279,8 @@ impl Postgres {
             .open(self.dir.join("postgres.log"))
             .expect("open the server log");
         let server = self.as_server_user(&tool("postgres"));
-        let mut command = Command::new("sh");
+        let mut command = watched::command("estore-pg-watchdog", &self.dir, "INT");
         command
-            .arg("-c")
-            .arg(WATCHDOG)
-            .arg("estore-pg-watchdog")
-            .arg(&self.dir)
             .arg(server.get_program())
             .args(server.get_args())
             .arg("-D")
@@ -323,44 +290,32 @@ impl Postgres {
             .current_dir(&self.dir)
             .env("LC_ALL", "C")
             .env_remove("PGDATA")
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(log)
-            // Not in our process group: Ctrl-C reaches us, and the pipe does the rest.
-            .process_group(0);
-        let mut watchdog = command.spawn().map_err(|e| format!("spawn sh: {e}"))?;
-        let control = watchdog.stdin.take().expect("watchdog stdin");
-        let mut line = String::new();
-        let _ = BufReader::new(watchdog.stdout.take().expect("watchdog stdout")).read_line(&mut line);
-        let Ok(pid) = line.trim().parse::<u32>() else {
-            let _ = watchdog.wait();
-            return Err("the watchdog did not start".into());
-        };
-        let mut server = Server { watchdog, control, pid };
+            .stderr(log);
+        let mut server = Watched::spawn(command)?;
         match self.wait_ready(&mut server) {
             Ok(()) => {
                 *self.server.lock().unwrap() = Some(server);
                 Ok(())
             }
             Err(e) => {
-                self.halt(server, true);
+                server.halt(true, STOP_TIMEOUT);
                 Err(e)
             }
         }
     }
 
     /// Ready is what `pg_ctl -w` waits for: postmaster.pid of *our* pid, status ready.
-    fn wait_ready(&self, server: &mut Server) -> Result<(), String> {
+    fn wait_ready(&self, server: &mut Watched) -> Result<(), String> {
         let deadline = Instant::now() + START_TIMEOUT;
         let pid_file = self.data().join("postmaster.pid");
         loop {
-            if let Some(status) = server.watchdog.try_wait().map_err(|e| e.to_string())? {
+            if let Some(status) = server.exited() {
                 return Err(format!("the server exited ({status})"));
             }
             if let Ok(text) = std::fs::read_to_string(&pid_file) {
                 let lines: Vec<&str> = text.lines().collect();
                 if lines.len() >= 8
-                    && lines[0].trim() == server.pid.to_string()
+                    && lines[0].trim() == server.pid().to_string()
                     && lines[3].trim() == self.port.to_string()
                     && lines[7].trim() == "ready"
                 {
@@ -373,35 +328,13 @@ impl Postgres {
             std::thread::sleep(Duration::from_millis(10));
         }
     }
-
-    /// Stops a server through its watchdog (fast shutdown) and waits for it.
-    fn halt(&self, mut server: Server, keep_data: bool) {
-        if keep_data {
-            let _ = server.control.write_all(b"keep\n");
-        }
-        drop(server.control);
-        let deadline = Instant::now() + STOP_TIMEOUT;
-        loop {
-            match server.watchdog.try_wait() {
-                Ok(Some(_)) | Err(_) => break,
-                Ok(None) if Instant::now() > deadline => {
-                    // Last resort: the watchdog leads the server's process group.
-                    let group = format!("-{}", server.watchdog.id());
-                    let _ = Command::new("kill").args(["-KILL", "--", &group]).status();
-                    let _ = server.watchdog.wait();
-                    break;
-                }
-                Ok(None) => std::thread::sleep(Duration::from_millis(10)),
-            }
-        }
-    }
 }
 
 impl Drop for Postgres {
     fn drop(&mut self) {
         let server = self.server.get_mut().map(Option::take).unwrap_or_else(|e| e.into_inner().take());
         if let Some(server) = server {
-            self.halt(server, false);
+            server.halt(false, STOP_TIMEOUT);
         }
         let _ = std::fs::remove_dir_all(&self.dir);
     }
@@ -476,9 +409,6 @@ fn temp_base(for_other_user: bool) -> PathBuf {
 }
 
 /// A port that was free a moment ago (`start` retries if it is taken meanwhile).
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).expect("bind 127.0.0.1:0").port()
-}
 
 fn new_password() -> String {
     let mut bytes = [0u8; 12];
