@@ -13,5 +13,5 @@ wasmtime::component::bindgen!({
     },
 });
 
-pub use estore::platform::sql;
+pub use estore::platform::{message_types, publisher, sql};
 pub use fermyon::spin::{key_value, variables};

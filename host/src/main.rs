@@ -1,20 +1,6 @@
-//! `estore`: a WebAssembly component host for Spin-format applications.
-//!
-//! The layout follows the architecture: [`manifest`] and [`runtime_config`] say what
-//! to run and with what; [`engine`] compiles and caches components; [`registry`] holds
-//! them linked and ready; [`trigger`] turns outside events into calls; [`capability`]
-//! is everything a component may reach, each granted by the manifest alone.
+//! `estore`: the command line. The host itself is the library (`src/lib.rs`).
 
-mod app;
-mod bindings;
-mod builder;
-mod capability;
-mod engine;
-mod manifest;
-mod registry;
-mod runtime_config;
-mod store;
-mod trigger;
+
 
 use std::io::IsTerminal;
 use std::net::SocketAddr;
@@ -23,7 +9,8 @@ use std::process::ExitCode;
 
 use clap::{Args, Parser, Subcommand};
 
-use crate::manifest::Manifest;
+use estore::manifest::Manifest;
+use estore::{app, builder};
 
 #[derive(Parser)]
 #[command(name = "estore", version, about = "Run Spin-format WebAssembly applications")]

@@ -6,6 +6,7 @@
 //! [`HostState`](crate::store::HostState), refusing anything the grant does not cover.
 
 pub mod key_value;
+pub mod messaging;
 pub mod outbound_http;
 pub mod sql;
 pub mod variables;

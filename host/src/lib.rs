@@ -1,0 +1,21 @@
+//! `estore`: a WebAssembly component host for Spin-format applications.
+//!
+//! A library so the integration tests can drive parts (the event bus backends)
+//! directly; `src/main.rs` is the command line.
+//!
+//! The layout follows the architecture: [`manifest`] and [`runtime_config`] say what
+//! to run and with what; [`engine`] compiles and caches components; [`registry`] holds
+//! them linked and ready; [`trigger`] turns outside events into calls; [`capability`]
+//! is everything a component may reach, each granted by the manifest alone.
+
+pub mod app;
+pub mod bindings;
+pub mod builder;
+pub mod bus;
+pub mod capability;
+pub mod engine;
+pub mod manifest;
+pub mod registry;
+pub mod runtime_config;
+pub mod store;
+pub mod trigger;
