@@ -6,8 +6,9 @@
 //! components. What estore cannot honour (SQLite, AI models, component dependencies,
 //! remote sources, Wagi, other trigger types, ...) is refused by name rather than
 //! ignored, so an application never runs with less than its manifest asks for.
-//! estore adds two things: `[application.trigger.http] base` (which Spin 3 refuses
-//! unless it is `/`) and `[component.<id>.limits]`.
+//! estore adds: `[application.trigger.http] base` (which Spin 3 refuses unless it is
+//! `/`), `[component.<id>.limits]`, and messaging: `[[trigger.kafka]]`,
+//! `[application.trigger.kafka]` and a component's `allowed_publish_topics`.
 //!
 //! Every error names the file, the key (`component.hello.source`,
 //! `trigger.http[2].route`) and, when it can be found, the line and column.
@@ -22,6 +23,7 @@ use std::path::{Path, PathBuf};
 use serde::de::{Deserialize, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
 use toml::{Table, Value};
 
+use crate::bus::validate_topic;
 use crate::capability::outbound_http::parse_allowed_host;
 use crate::trigger::http::routes;
 
@@ -38,6 +40,8 @@ pub struct Manifest {
     pub variables: BTreeMap<String, VariableDecl>,
     /// `[[trigger.http]]`, in file order.
     pub http_triggers: Vec<HttpTrigger>,
+    /// `[[trigger.kafka]]`, in file order.
+    pub kafka_triggers: Vec<KafkaTrigger>,
     /// `[component.<id>]`, plus inline components of triggers under their generated ids.
     pub components: BTreeMap<String, ComponentDecl>,
 }
@@ -51,6 +55,24 @@ pub struct Application {
     pub authors: Vec<String>,
     /// `[application.trigger.http] base`, `/` by default; prefixed to every route.
     pub http_base: String,
+    /// `[application.trigger.kafka]`; all unset by default.
+    pub kafka: KafkaApplicationSettings,
+}
+
+/// `[application.trigger.kafka]`: what the application asks of message delivery.
+/// Each setting is a default that the operator's runtime config overrides
+/// (`RuntimeConfig::messaging`); values are positive.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct KafkaApplicationSettings {
+    /// `host:port,host:port`, from a string or an array of strings; see [`join_brokers`].
+    pub brokers: Option<String>,
+    /// Deliveries of one message before it is dead-lettered.
+    pub max_attempts: Option<u32>,
+    pub initial_backoff_ms: Option<u64>,
+    /// Not below `initial_backoff_ms` when both are set.
+    pub max_backoff_ms: Option<u64>,
+    /// Messages handled at once across all partitions of all Kafka triggers.
+    pub concurrency: Option<u32>,
 }
 
 /// An entry of `[variables]`. Exactly one of `default` and `required` is set.
@@ -72,6 +94,20 @@ pub struct HttpTrigger {
     pub component: String,
 }
 
+/// A `[[trigger.kafka]]` entry: a component handles the messages of some topics.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KafkaTrigger {
+    /// The `id` as written, if any.
+    pub id: Option<String>,
+    /// The id of the component it runs (generated for an inline component).
+    pub component: String,
+    /// At least one, each valid per [`validate_topic`], none twice.
+    pub topics: Vec<String>,
+    /// The consumer group that records how far the trigger got; the component id
+    /// unless written. No two triggers of one group share a topic.
+    pub group: String,
+}
+
 /// `route = "/x/..."` or `route = { private = true }` (reachable only by chaining).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum HttpRoute {
@@ -89,6 +125,8 @@ pub struct ComponentDecl {
     pub source: PathBuf,
     /// As written (templates unresolved); each valid per [`parse_allowed_host`].
     pub allowed_outbound_hosts: Vec<String>,
+    /// Topics the component may publish to; each valid per [`validate_topic`].
+    pub allowed_publish_topics: Vec<String>,
     pub key_value_stores: Vec<String>,
     /// Database labels granted to the component (`sql_databases`).
     pub sql_databases: Vec<String>,
@@ -276,6 +314,13 @@ impl Manifest {
             .collect()
     }
 
+    /// The ids of the components that a trigger of any type runs: those to load.
+    pub fn triggered_components(&self) -> BTreeSet<&str> {
+        let http = self.http_triggers.iter().map(|t| t.component.as_str());
+        let kafka = self.kafka_triggers.iter().map(|t| t.component.as_str());
+        http.chain(kafka).collect()
+    }
+
     fn error(&self, key: String, message: String) -> ManifestError {
         ManifestError {
             file: self.path.clone(),
@@ -421,6 +466,31 @@ fn check_component_id(id: &str) -> Result<(), String> {
 
 fn is_component_id(id: &str) -> bool {
     check_component_id(id).is_ok()
+}
+
+/// A broker list as librdkafka's `bootstrap.servers` takes it: the entries (each
+/// possibly itself `host:port,host:port`) joined with `,`, spaces around names
+/// dropped. The manifest and the runtime config accept the same forms through this.
+pub fn join_brokers<S: AsRef<str>>(entries: &[S]) -> Result<String, String> {
+    const FORM: &str = "expected `host:port`, several separated by `,`";
+    let brokers: Vec<&str> = entries
+        .iter()
+        .flat_map(|entry| entry.as_ref().split(','))
+        .map(str::trim)
+        .collect();
+    let joined = brokers.join(",");
+    if brokers.iter().all(|b| b.is_empty()) {
+        return Err(format!("no brokers: {FORM}"));
+    }
+    if brokers.iter().any(|b| b.is_empty()) {
+        return Err(format!(
+            "an empty entry in the broker list `{joined}`: {FORM}"
+        ));
+    }
+    if let Some(bad) = brokers.iter().find(|b| b.contains(char::is_whitespace)) {
+        return Err(format!("invalid broker `{bad}`: {FORM}"));
+    }
+    Ok(joined)
 }
 
 fn check_store_label(label: &str) -> Result<(), String> {
@@ -724,10 +794,20 @@ const APPLICATION_KEYS: &[&str] = &[
     "trigger",
 ];
 const VARIABLE_KEYS: &[&str] = &["default", "required", "secret", "description"];
-const TRIGGER_KEYS: &[&str] = &["id", "route", "component", "executor"];
-const TRIGGER_UNSUPPORTED: &[(&str, &str)] = &[
+const HTTP_TRIGGER_KEYS: &[&str] = &["id", "route", "component", "executor"];
+const HTTP_TRIGGER_UNSUPPORTED: &[(&str, &str)] = &[
     ("static_response", "static responses"),
     ("components", "the reserved `components` key"),
+];
+const KAFKA_TRIGGER_KEYS: &[&str] = &["id", "component", "topics", "group"];
+const KAFKA_TRIGGER_UNSUPPORTED: &[(&str, &str)] =
+    &[("components", "the reserved `components` key")];
+const KAFKA_SETTINGS_KEYS: &[&str] = &[
+    "brokers",
+    "max_attempts",
+    "initial_backoff_ms",
+    "max_backoff_ms",
+    "concurrency",
 ];
 const COMPONENT_KEYS: &[&str] = &[
     "source",
@@ -736,6 +816,7 @@ const COMPONENT_KEYS: &[&str] = &[
     "environment",
     "files",
     "allowed_outbound_hosts",
+    "allowed_publish_topics",
     "key_value_stores",
     "sql_databases",
     "sql_migrations",
@@ -761,6 +842,54 @@ const COMPONENT_UNSUPPORTED: &[(&str, &str)] = &[
 ];
 const BUILD_KEYS: &[&str] = &["command", "workdir", "watch"];
 const LIMITS_KEYS: &[&str] = &["request_timeout_ms", "max_memory_mb"];
+
+/// The trigger types estore runs: `[[trigger.<name>]]` and
+/// `[application.trigger.<name>]`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum TriggerType {
+    Http,
+    Kafka,
+}
+
+impl TriggerType {
+    fn from_name(name: &str) -> Option<TriggerType> {
+        match name {
+            "http" => Some(TriggerType::Http),
+            "kafka" => Some(TriggerType::Kafka),
+            _ => None,
+        }
+    }
+
+    fn name(self) -> &'static str {
+        match self {
+            TriggerType::Http => "http",
+            TriggerType::Kafka => "kafka",
+        }
+    }
+
+    /// The keys of one `[[trigger.<name>]]` entry: those allowed, and those refused
+    /// by name (see [`Checker::check_keys`]).
+    fn keys(
+        self,
+    ) -> (
+        &'static [&'static str],
+        &'static [(&'static str, &'static str)],
+    ) {
+        match self {
+            TriggerType::Http => (HTTP_TRIGGER_KEYS, HTTP_TRIGGER_UNSUPPORTED),
+            TriggerType::Kafka => (KAFKA_TRIGGER_KEYS, KAFKA_TRIGGER_UNSUPPORTED),
+        }
+    }
+}
+
+/// A `[[trigger.<name>]]` entry whose shape, keys and `id` have been checked.
+struct TriggerEntry<'a> {
+    trigger_type: TriggerType,
+    path: KeyPath,
+    table: &'a Table,
+    /// The `id` as written.
+    id: Option<String>,
+}
 
 impl Checker<'_> {
     fn error_at(
@@ -879,15 +1008,55 @@ impl Checker<'_> {
             .collect()
     }
 
+    /// An array of strings, each passing `check` (errors point at the element).
+    fn checked_strings(
+        &self,
+        value: &Value,
+        path: &KeyPath,
+        check: impl Fn(&str) -> Result<(), String>,
+    ) -> Checked<Vec<String>> {
+        let items = self.strings(value, path)?;
+        for (i, item) in items.iter().enumerate() {
+            check(item).map_err(|e| self.error(&path.index(i), e))?;
+        }
+        Ok(items)
+    }
+
+    /// A string, or an array of strings (Spin's build `command`, `brokers`); `expected`
+    /// describes both forms for the error.
+    fn string_or_strings(
+        &self,
+        value: &Value,
+        path: &KeyPath,
+        expected: &str,
+    ) -> Checked<Vec<String>> {
+        match value {
+            Value::String(s) => Ok(vec![s.clone()]),
+            Value::Array(_) => self.strings(value, path),
+            other => Err(self.error(path, format!("expected {expected}, found {}", kind(other)))),
+        }
+    }
+
     /// A list of store or database labels (`key_value_stores`, `sql_databases`).
     fn labels(&self, table: &Table, path: &KeyPath, key: &str) -> Checked<Vec<String>> {
-        let Some(value) = table.get(key) else { return Ok(Vec::new()) };
-        let lpath = path.key(key);
-        let labels = self.strings(value, &lpath)?;
-        for (i, label) in labels.iter().enumerate() {
-            check_store_label(label).map_err(|e| self.error(&lpath.index(i), e))?;
+        match table.get(key) {
+            Some(value) => self.checked_strings(value, &path.key(key), check_store_label),
+            None => Ok(Vec::new()),
         }
-        Ok(labels)
+    }
+
+    /// A list of topic names, none twice: a duplicate is a slip, never a meaning.
+    fn topics(&self, value: &Value, path: &KeyPath) -> Checked<Vec<String>> {
+        let topics = self.checked_strings(value, path, |t| {
+            validate_topic(t).map_err(|e| e.to_string())
+        })?;
+        if let Some(i) = (1..topics.len()).find(|&i| topics[..i].contains(&topics[i])) {
+            return Err(self.error(
+                &path.index(i),
+                format!("topic `{}` is listed twice", topics[i]),
+            ));
+        }
+        Ok(topics)
     }
 
     fn opt_string(&self, table: &Table, path: &KeyPath, key: &str) -> Checked<Option<String>> {
@@ -906,6 +1075,23 @@ impl Checker<'_> {
                 format!("expected a positive integer, found {}", kind(value)),
             )),
         }
+    }
+
+    /// An optional positive integer that must fit `T` (`u64`, `u32`).
+    fn opt_positive<T: TryFrom<u64>>(
+        &self,
+        table: &Table,
+        path: &KeyPath,
+        key: &str,
+    ) -> Checked<Option<T>> {
+        let Some(value) = table.get(key) else {
+            return Ok(None);
+        };
+        let kpath = path.key(key);
+        let n = self.positive(value, &kpath)?;
+        T::try_from(n)
+            .map(Some)
+            .map_err(|_| self.error(&kpath, format!("{n} is too large")))
     }
 
     // -- the document --------------------------------------------------------
@@ -948,13 +1134,15 @@ impl Checker<'_> {
                 components.insert(id.clone(), component);
             }
         }
-        let http_triggers = self.triggers(doc, &mut components, &dir, &variables)?;
+        let (http_triggers, kafka_triggers) =
+            self.triggers(doc, &mut components, &dir, &variables)?;
         Ok(Manifest {
             path: path.to_path_buf(),
             dir,
             application,
             variables,
             http_triggers,
+            kafka_triggers,
             components,
         })
     }
@@ -1017,25 +1205,16 @@ impl Checker<'_> {
             // Settings for other tools; Spin ignores them too.
             self.table(v, &path.key("tool"))?;
         }
-        let mut http_base = "/".to_string();
+        let mut http_base = None;
+        let mut kafka = KafkaApplicationSettings::default();
         if let Some(v) = table.get("trigger") {
             let tpath = path.key("trigger");
-            let triggers = self.table(v, &tpath)?;
-            for (kind, config) in triggers {
-                let here = tpath.key(kind);
-                if kind != "http" {
-                    return Err(self.key_error(
-                        &here,
-                        format!("trigger type `{kind}` is not supported by estore (only `http`)"),
-                    ));
-                }
-                let config = self.table(config, &here)?;
-                self.check_keys(config, &here, &["base"], &[])?;
-                if let Some(base) = config.get("base") {
-                    let bpath = here.key("base");
-                    let base = self.string(base, &bpath)?;
-                    routes::validate_base(base).map_err(|e| self.error(&bpath, e))?;
-                    http_base = base.to_string();
+            for (name, config) in self.table(v, &tpath)? {
+                let here = tpath.key(name);
+                match TriggerType::from_name(name) {
+                    Some(TriggerType::Http) => http_base = self.http_base(config, &here)?,
+                    Some(TriggerType::Kafka) => kafka = self.kafka_settings(config, &here)?,
+                    None => return Err(self.unsupported_trigger(&here, name)),
                 }
             }
         }
@@ -1044,8 +1223,65 @@ impl Checker<'_> {
             version: self.opt_string(table, path, "version")?,
             description: self.opt_string(table, path, "description")?,
             authors,
-            http_base,
+            http_base: http_base.unwrap_or_else(|| "/".to_string()),
+            kafka,
         })
+    }
+
+    fn unsupported_trigger(&self, path: &KeyPath, name: &str) -> ManifestError {
+        self.key_error(
+            path,
+            format!("trigger type `{name}` is not supported by estore (only `http` and `kafka`)"),
+        )
+    }
+
+    /// `[application.trigger.http]`: the `base`, if written.
+    fn http_base(&self, value: &Value, path: &KeyPath) -> Checked<Option<String>> {
+        let config = self.table(value, path)?;
+        self.check_keys(config, path, &["base"], &[])?;
+        let Some(base) = config.get("base") else {
+            return Ok(None);
+        };
+        let bpath = path.key("base");
+        let base = self.string(base, &bpath)?;
+        routes::validate_base(base).map_err(|e| self.error(&bpath, e))?;
+        Ok(Some(base.to_string()))
+    }
+
+    /// `[application.trigger.kafka]`.
+    fn kafka_settings(&self, value: &Value, path: &KeyPath) -> Checked<KafkaApplicationSettings> {
+        let table = self.table(value, path)?;
+        self.check_keys(table, path, KAFKA_SETTINGS_KEYS, &[])?;
+        let brokers = match table.get("brokers") {
+            Some(v) => Some(self.brokers(v, &path.key("brokers"))?),
+            None => None,
+        };
+        let settings = KafkaApplicationSettings {
+            brokers,
+            max_attempts: self.opt_positive(table, path, "max_attempts")?,
+            initial_backoff_ms: self.opt_positive(table, path, "initial_backoff_ms")?,
+            max_backoff_ms: self.opt_positive(table, path, "max_backoff_ms")?,
+            concurrency: self.opt_positive(table, path, "concurrency")?,
+        };
+        if let (Some(initial), Some(max)) = (settings.initial_backoff_ms, settings.max_backoff_ms)
+            && max < initial
+        {
+            return Err(self.error(
+                &path.key("max_backoff_ms"),
+                format!("{max} is below `initial_backoff_ms` ({initial}): the backoff only grows"),
+            ));
+        }
+        Ok(settings)
+    }
+
+    /// `brokers = "host:port,host:port"` or `brokers = ["host:port", ...]`.
+    fn brokers(&self, value: &Value, path: &KeyPath) -> Checked<String> {
+        let entries = self.string_or_strings(
+            value,
+            path,
+            "`\"host:port,host:port\"` or an array of `\"host:port\"`",
+        )?;
+        join_brokers(&entries).map_err(|e| self.error(path, e))
     }
 
     fn variables(&self, value: &Value, path: &KeyPath) -> Checked<BTreeMap<String, VariableDecl>> {
@@ -1224,6 +1460,10 @@ impl Checker<'_> {
             }
         }
 
+        let allowed_publish_topics = match table.get("allowed_publish_topics") {
+            Some(v) => self.topics(v, &path.key("allowed_publish_topics"))?,
+            None => Vec::new(),
+        };
         let key_value_stores = self.labels(table, path, "key_value_stores")?;
         let sql_databases = self.labels(table, path, "sql_databases")?;
         let sql_migrations = match self.opt_string(table, path, "sql_migrations")? {
@@ -1247,13 +1487,10 @@ impl Checker<'_> {
             let lpath = path.key("limits");
             let lt = self.table(v, &lpath)?;
             self.check_keys(lt, &lpath, LIMITS_KEYS, &[])?;
-            if let Some(v) = lt.get("request_timeout_ms") {
-                limits.request_timeout_ms =
-                    Some(self.positive(v, &lpath.key("request_timeout_ms"))?);
-            }
-            if let Some(v) = lt.get("max_memory_mb") {
-                limits.max_memory_mb = Some(self.positive(v, &lpath.key("max_memory_mb"))?);
-            }
+            limits = ComponentLimits {
+                request_timeout_ms: self.opt_positive(lt, &lpath, "request_timeout_ms")?,
+                max_memory_mb: self.opt_positive(lt, &lpath, "max_memory_mb")?,
+            };
         }
 
         if let Some(v) = table.get("tool") {
@@ -1265,6 +1502,7 @@ impl Checker<'_> {
             description: self.opt_string(table, path, "description")?,
             source,
             allowed_outbound_hosts,
+            allowed_publish_topics,
             key_value_stores,
             sql_databases,
             sql_migrations,
@@ -1350,17 +1588,7 @@ impl Checker<'_> {
                     "missing `command` (the shell command that builds the component)",
                 ));
             }
-            Some(Value::String(s)) => vec![s.clone()],
-            Some(v @ Value::Array(_)) => self.strings(v, &cpath)?,
-            Some(other) => {
-                return Err(self.error(
-                    &cpath,
-                    format!(
-                        "expected a command or a list of commands, found {}",
-                        kind(other)
-                    ),
-                ));
-            }
+            Some(v) => self.string_or_strings(v, &cpath, "a command or a list of commands")?,
         };
         if commands.is_empty() || commands.iter().any(|c| c.trim().is_empty()) {
             return Err(self.error(&cpath, "empty build command"));
@@ -1378,137 +1606,233 @@ impl Checker<'_> {
         })
     }
 
+    /// `[[trigger.http]]` and `[[trigger.kafka]]`, each in file order. Inline
+    /// components are added to `components`.
     fn triggers(
         &self,
         doc: &Table,
         components: &mut BTreeMap<String, ComponentDecl>,
         dir: &Path,
         variables: &BTreeMap<String, VariableDecl>,
-    ) -> Checked<Vec<HttpTrigger>> {
+    ) -> Checked<(Vec<HttpTrigger>, Vec<KafkaTrigger>)> {
         let tpath = KeyPath::default().key("trigger");
-        const NO_TRIGGERS: &str = "the application has no triggers: add a `[[trigger.http]]` with a `route` and a `component`";
+        const NO_TRIGGERS: &str = "the application has no triggers: add a `[[trigger.http]]` with a `route` and a `component`, or a `[[trigger.kafka]]` with `topics` and a `component`";
         let Some(value) = doc.get("trigger") else {
             return Err(self.error(&tpath, NO_TRIGGERS));
         };
-        let table = self.table(value, &tpath)?;
-        let mut entries: &[Value] = &[];
-        for (kind_name, list) in table {
-            let here = tpath.key(kind_name);
-            if kind_name != "http" {
-                return Err(self.key_error(
-                    &here,
-                    format!("trigger type `{kind_name}` is not supported by estore (only `http`)"),
-                ));
+        let entries = self.trigger_entries(self.table(value, &tpath)?, &tpath)?;
+        if entries.is_empty() {
+            return Err(self.error(&tpath, NO_TRIGGERS));
+        }
+        let trigger_ids = normalized_trigger_ids(&entries);
+
+        let (mut http, mut kafka) = (Vec::new(), Vec::new());
+        for (entry, trigger_id) in entries.iter().zip(&trigger_ids) {
+            let component =
+                self.trigger_component(entry, trigger_id, components, dir, variables)?;
+            match entry.trigger_type {
+                TriggerType::Http => http.push(self.http_trigger(entry, component)?),
+                TriggerType::Kafka => kafka.push(self.kafka_trigger(entry, component)?),
             }
-            entries = list.as_array().ok_or_else(|| {
+        }
+        self.check_component_references(&entries, components)?;
+        self.check_duplicate_routes(&http, &tpath.key("http"))?;
+        self.check_shared_topics(&kafka, &tpath.key("kafka"))?;
+        Ok((http, kafka))
+    }
+
+    /// First pass over `[trigger]`: the shape, keys and `id` of every entry of every
+    /// type, which Spin's id normalisation needs before anything else.
+    fn trigger_entries<'t>(
+        &self,
+        table: &'t Table,
+        tpath: &KeyPath,
+    ) -> Checked<Vec<TriggerEntry<'t>>> {
+        let mut entries = Vec::new();
+        for (name, list) in table {
+            let here = tpath.key(name);
+            let Some(trigger_type) = TriggerType::from_name(name) else {
+                return Err(self.unsupported_trigger(&here, name));
+            };
+            let list = list.as_array().ok_or_else(|| {
                 self.error(
                     &here,
                     format!(
-                        "expected an array of tables (write `[[trigger.http]]`), found {}",
+                        "expected an array of tables (write `[[trigger.{name}]]`), found {}",
                         kind(list)
                     ),
                 )
             })?;
+            let (allowed, unsupported) = trigger_type.keys();
+            for (i, entry) in list.iter().enumerate() {
+                let path = here.index(i);
+                let table = entry.as_table().ok_or_else(|| {
+                    self.error(&path, format!("expected a table, found {}", kind(entry)))
+                })?;
+                self.check_keys(table, &path, allowed, unsupported)?;
+                let id = self.opt_string(table, &path, "id")?;
+                entries.push(TriggerEntry {
+                    trigger_type,
+                    path,
+                    table,
+                    id,
+                });
+            }
         }
-        if entries.is_empty() {
-            return Err(self.error(&tpath, NO_TRIGGERS));
-        }
-        let hpath = tpath.key("http");
+        Ok(entries)
+    }
 
-        // First pass: shape, ids and inline components, as Spin's normalisation does.
-        let mut tables = Vec::new();
-        for (i, entry) in entries.iter().enumerate() {
-            let here = hpath.index(i);
-            let t = entry.as_table().ok_or_else(|| {
-                self.error(&here, format!("expected a table, found {}", kind(entry)))
-            })?;
-            self.check_keys(t, &here, TRIGGER_KEYS, TRIGGER_UNSUPPORTED)?;
-            let id = self.opt_string(t, &here, "id")?;
-            tables.push((here, t, id));
+    /// The id of the component a trigger runs; an inline component is checked and
+    /// added to `components` under the id Spin would give it.
+    fn trigger_component(
+        &self,
+        entry: &TriggerEntry,
+        trigger_id: &str,
+        components: &mut BTreeMap<String, ComponentDecl>,
+        dir: &Path,
+        variables: &BTreeMap<String, VariableDecl>,
+    ) -> Checked<String> {
+        let cpath = entry.path.key("component");
+        match entry.table.get("component") {
+            None => Err(self.error(
+                &entry.path,
+                "missing `component` (the id of the component to run)",
+            )),
+            Some(Value::String(name)) => Ok(name.clone()),
+            Some(inline @ Value::Table(_)) => {
+                let generated = inline_component_id(trigger_id, components);
+                let decl = self.component(inline, &cpath, &generated, dir, variables)?;
+                components.insert(generated.clone(), decl);
+                Ok(generated)
+            }
+            Some(other) => Err(self.error(
+                &cpath,
+                format!(
+                    "expected a component id or an inline component table, found {}",
+                    kind(other)
+                ),
+            )),
         }
-        let trigger_ids = normalized_trigger_ids(&tables);
+    }
 
-        let mut triggers = Vec::new();
-        let mut references = Vec::new();
-        for ((here, t, id), trigger_id) in tables.iter().zip(&trigger_ids) {
-            let cpath = here.key("component");
-            let component = match t.get("component") {
-                None => {
-                    return Err(
-                        self.error(here, "missing `component` (the id of the component to run)")
-                    );
-                }
-                Some(Value::String(name)) => {
-                    references.push((cpath, name.clone()));
-                    name.clone()
-                }
-                Some(inline @ Value::Table(_)) => {
-                    let generated = inline_component_id(trigger_id, components);
-                    let decl = self.component(inline, &cpath, &generated, dir, variables)?;
-                    components.insert(generated.clone(), decl);
-                    generated
-                }
-                Some(other) => {
-                    return Err(self.error(
-                        &cpath,
-                        format!(
-                            "expected a component id or an inline component table, found {}",
-                            kind(other)
-                        ),
-                    ));
-                }
+    fn http_trigger(&self, entry: &TriggerEntry, component: String) -> Checked<HttpTrigger> {
+        let route = self.route(entry.table, &entry.path)?;
+        if let Some(executor) = entry.table.get("executor") {
+            self.executor(executor, &entry.path.key("executor"))?;
+        }
+        Ok(HttpTrigger {
+            id: entry.id.clone(),
+            route,
+            component,
+        })
+    }
+
+    fn kafka_trigger(&self, entry: &TriggerEntry, component: String) -> Checked<KafkaTrigger> {
+        let (table, path) = (entry.table, &entry.path);
+        let topics = match table.get("topics") {
+            Some(v) => self.topics(v, &path.key("topics"))?,
+            None => {
+                return Err(self.error(
+                    path,
+                    "missing `topics` (the topics whose messages the component handles, e.g. `topics = [\"orders\"]`)",
+                ));
+            }
+        };
+        if topics.is_empty() {
+            return Err(self.error(&path.key("topics"), "no topics: list at least one"));
+        }
+        let group = match self.opt_string(table, path, "group")? {
+            Some(group) if group.trim().is_empty() => {
+                return Err(self.error(&path.key("group"), "the consumer group is empty"));
+            }
+            Some(group) => group,
+            None => component.clone(),
+        };
+        Ok(KafkaTrigger {
+            id: entry.id.clone(),
+            component,
+            topics,
+            group,
+        })
+    }
+
+    /// Every component a trigger names by id exists (inline ones were just added).
+    fn check_component_references(
+        &self,
+        entries: &[TriggerEntry],
+        components: &BTreeMap<String, ComponentDecl>,
+    ) -> Checked<()> {
+        for entry in entries {
+            let Some(Value::String(name)) = entry.table.get("component") else {
+                continue;
             };
-            let route = self.route(t, here)?;
-            if let Some(executor) = t.get("executor") {
-                self.executor(executor, &here.key("executor"))?;
+            if components.contains_key(name) {
+                continue;
             }
-            triggers.push(HttpTrigger {
-                id: id.clone(),
-                route,
-                component,
-            });
-        }
-
-        for (path, name) in references {
-            if !components.contains_key(&name) {
-                let known: Vec<&str> = components.keys().map(String::as_str).collect();
-                let mut message = if known.is_empty() {
-                    format!("no component `{name}` (no components are defined)")
-                } else {
-                    format!("no component `{name}` (defined: {})", known.join(", "))
-                };
-                if let Some(close) = known.iter().find(|k| is_close(k, &name)) {
-                    message.push_str(&format!("; did you mean `{close}`?"));
-                }
-                return Err(self.error(&path, message));
+            let known: Vec<&str> = components.keys().map(String::as_str).collect();
+            let mut message = if known.is_empty() {
+                format!("no component `{name}` (no components are defined)")
+            } else {
+                format!("no component `{name}` (defined: {})", known.join(", "))
+            };
+            if let Some(close) = known.iter().find(|k| is_close(k, name)) {
+                message.push_str(&format!("; did you mean `{close}`?"));
             }
+            return Err(self.error(&entry.path.key("component"), message));
         }
+        Ok(())
+    }
 
-        let mut seen: BTreeMap<String, usize> = BTreeMap::new();
+    /// No two public routes match the same requests.
+    fn check_duplicate_routes(&self, triggers: &[HttpTrigger], hpath: &KeyPath) -> Checked<()> {
+        let describe =
+            |i: usize| describe_trigger(hpath, i, &triggers[i].id, &triggers[i].component);
+        let mut seen: BTreeMap<String, (usize, &str)> = BTreeMap::new();
         for (i, trigger) in triggers.iter().enumerate() {
             let HttpRoute::Path(route) = &trigger.route else {
                 continue;
             };
             let rpath = hpath.index(i).key("route");
             let key = routes::route_key(route).map_err(|e| self.error(&rpath, e))?;
-            if let Some(&first) = seen.get(&key) {
-                let (earlier, earlier_route) = match triggers.get(first).map(|t| &t.route) {
-                    Some(HttpRoute::Path(r)) => {
-                        (describe_trigger(&hpath, first, &triggers), r.as_str())
-                    }
-                    _ => (describe_trigger(&hpath, first, &triggers), ""),
-                };
+            if let Some(&(first, earlier_route)) = seen.get(&key) {
                 return Err(self.error(
                     &rpath,
                     format!(
-                        "route `{route}` of {} duplicates route `{earlier_route}` of {earlier}: both match the same requests",
-                        describe_trigger(&hpath, i, &triggers)
+                        "route `{route}` of {} duplicates route `{earlier_route}` of {}: both match the same requests",
+                        describe(i),
+                        describe(first)
                     ),
                 ));
             }
-            seen.insert(key, i);
+            seen.insert(key, (i, route));
         }
-        Ok(triggers)
+        Ok(())
+    }
+
+    /// No topic is consumed twice by one group: the group's members would split its
+    /// partitions, so each trigger would get only part of the messages.
+    fn check_shared_topics(&self, triggers: &[KafkaTrigger], kpath: &KeyPath) -> Checked<()> {
+        let describe =
+            |i: usize| describe_trigger(kpath, i, &triggers[i].id, &triggers[i].component);
+        let mut seen: BTreeMap<(&str, &str), usize> = BTreeMap::new();
+        for (i, trigger) in triggers.iter().enumerate() {
+            for (j, topic) in trigger.topics.iter().enumerate() {
+                let Some(&first) = seen.get(&(trigger.group.as_str(), topic.as_str())) else {
+                    seen.insert((&trigger.group, topic), i);
+                    continue;
+                };
+                return Err(self.error(
+                    &kpath.index(i).key("topics").index(j),
+                    format!(
+                        "topic `{topic}` is already consumed by group `{}` in {}: two triggers of one group would each get only part of its messages; give {} another `group`",
+                        trigger.group,
+                        describe(first),
+                        describe(i)
+                    ),
+                ));
+            }
+        }
+        Ok(())
     }
 
     fn route(&self, trigger: &Table, path: &KeyPath) -> Checked<HttpRoute> {
@@ -1571,49 +1895,46 @@ impl Checker<'_> {
     }
 }
 
-fn describe_trigger(hpath: &KeyPath, i: usize, triggers: &[HttpTrigger]) -> String {
-    let at = hpath.index(i).to_string();
-    match triggers.get(i) {
-        Some(HttpTrigger {
-            id: Some(id),
-            component,
-            ..
-        }) => {
-            format!("trigger `{id}` ({at}, component `{component}`)")
-        }
-        Some(t) => format!("{at} (component `{}`)", t.component),
-        None => at,
+/// A trigger as errors name it: `trigger \`front\` (trigger.http[0], component \`c\`)`.
+fn describe_trigger(list: &KeyPath, i: usize, id: &Option<String>, component: &str) -> String {
+    let at = list.index(i);
+    match id {
+        Some(id) => format!("trigger `{id}` ({at}, component `{component}`)"),
+        None => format!("{at} (component `{component}`)"),
     }
 }
 
 /// Spin's trigger-id normalisation, needed to name inline components as Spin does:
-/// a trigger without `id` gets `<component>-http-trigger`, or else `http-trigger<n>`.
-fn normalized_trigger_ids(tables: &[(KeyPath, &Table, Option<String>)]) -> Vec<String> {
-    let mut taken: BTreeSet<String> = tables
+/// a trigger without `id` gets `<component>-<type>-trigger`, or else
+/// `<type>-trigger<n>`, unique across the triggers of all types.
+fn normalized_trigger_ids(entries: &[TriggerEntry]) -> Vec<String> {
+    let mut taken: BTreeSet<String> = entries
         .iter()
-        .map(|(_, _, id)| id.clone().unwrap_or_default())
+        .map(|entry| entry.id.clone().unwrap_or_default())
         .collect();
-    let mut counter = 1;
+    let mut counters: BTreeMap<&str, usize> = BTreeMap::new();
     let mut out = Vec::new();
-    for (_, table, id) in tables {
-        if let Some(id) = id.as_ref().filter(|id| !id.is_empty()) {
+    for entry in entries {
+        if let Some(id) = entry.id.as_ref().filter(|id| !id.is_empty()) {
             out.push(id.clone());
             continue;
         }
-        if let Some(Value::String(component)) = table.get("component") {
-            let candidate = format!("{component}-http-trigger");
+        let type_name = entry.trigger_type.name();
+        if let Some(Value::String(component)) = entry.table.get("component") {
+            let candidate = format!("{component}-{type_name}-trigger");
             if taken.insert(candidate.clone()) {
                 out.push(candidate);
                 continue;
             }
         }
+        let counter = counters.entry(type_name).or_insert(1);
         loop {
-            let candidate = format!("http-trigger{counter}");
+            let candidate = format!("{type_name}-trigger{counter}");
             if taken.insert(candidate.clone()) {
                 out.push(candidate);
                 break;
             }
-            counter += 1;
+            *counter += 1;
         }
     }
     out
@@ -1730,6 +2051,12 @@ authors = ["Ann <ann@example.com>"]
 targets = ["spin-up:3.3"]
 [application.trigger.http]
 base = "/api"
+[application.trigger.kafka]
+brokers = ["kafka-1:9092", "kafka-2:9092"]
+max_attempts = 3
+initial_backoff_ms = 100
+max_backoff_ms = 5000
+concurrency = 16
 [application.tool.lint]
 level = "high"
 
@@ -1752,10 +2079,21 @@ component = "backend"
 route = "/users/:id"
 component = { source = "inline.wasm" }
 
+[[trigger.kafka]]
+id = "orders"
+component = "backend"
+topics = ["orders", "orders.retry"]
+
+[[trigger.kafka]]
+component = { source = "audit.wasm" }
+topics = ["audit_log"]
+group = "audit"
+
 [component.hello]
 description = "Says hello"
 source = "target/hello.wasm"
 allowed_outbound_hosts = ["https://{{ api_host }}", "http://backend.spin.internal", "https://*.example.com:8443", "*://localhost:*", "http://127.0.0.1:3000..3010"]
+allowed_publish_topics = ["orders", "audit_log"]
 key_value_stores = ["default", "cart_items", "user-data"]
 variables = { message = "{{ greeting }}, {{target}}!", plain = "text" }
 environment = { RUST_LOG = "info" }
@@ -1790,6 +2128,13 @@ source = "unused.wasm"
                 description: Some("A shop".into()),
                 authors: vec!["Ann <ann@example.com>".into()],
                 http_base: "/api".into(),
+                kafka: KafkaApplicationSettings {
+                    brokers: Some("kafka-1:9092,kafka-2:9092".into()),
+                    max_attempts: Some(3),
+                    initial_backoff_ms: Some(100),
+                    max_backoff_ms: Some(5000),
+                    concurrency: Some(16),
+                },
             }
         );
         assert_eq!(m.variables.len(), 3);
@@ -1821,11 +2166,42 @@ source = "unused.wasm"
                 ),
             ]
         );
+        assert_eq!(
+            m.kafka_triggers,
+            vec![
+                KafkaTrigger {
+                    id: Some("orders".into()),
+                    component: "backend".into(),
+                    topics: vec!["orders".into(), "orders.retry".into()],
+                    group: "backend".into(),
+                },
+                KafkaTrigger {
+                    id: None,
+                    component: "kafka-trigger1-component".into(),
+                    topics: vec!["audit_log".into()],
+                    group: "audit".into(),
+                },
+            ]
+        );
+        assert_eq!(
+            m.components["kafka-trigger1-component"].source,
+            Path::new("/srv/app/audit.wasm")
+        );
+        assert_eq!(
+            m.triggered_components(),
+            BTreeSet::from([
+                "backend",
+                "hello",
+                "http-trigger1-component",
+                "kafka-trigger1-component"
+            ])
+        );
 
         let hello = m.components.get("hello").expect("hello");
         assert_eq!(hello.source, Path::new("/srv/app/target/hello.wasm"));
         assert_eq!(hello.description.as_deref(), Some("Says hello"));
         assert_eq!(hello.allowed_outbound_hosts.len(), 5);
+        assert_eq!(hello.allowed_publish_topics, vec!["orders", "audit_log"]);
         assert_eq!(
             hello.key_value_stores,
             vec!["default", "cart_items", "user-data"]
@@ -1869,6 +2245,9 @@ source = "unused.wasm"
     fn defaults_when_optional_parts_are_absent() {
         let m = ok(&with_component(""));
         assert_eq!(m.application.http_base, "/");
+        assert_eq!(m.application.kafka, KafkaApplicationSettings::default());
+        assert!(m.kafka_triggers.is_empty());
+        assert!(m.components["hello"].allowed_publish_topics.is_empty());
         assert_eq!(m.application.version, None);
         assert!(m.application.authors.is_empty());
         assert!(m.variables.is_empty());
@@ -1895,7 +2274,7 @@ source = "unused.wasm"
         assert_eq!(e.line_col, Some((10, 1)));
         assert_eq!(
             e.to_string(),
-            "/srv/app/spin.toml:10:1: component.hello: unknown key `sourc` (expected one of: source, description, variables, environment, files, allowed_outbound_hosts, key_value_stores, sql_databases, sql_migrations, build, limits, tool); did you mean `source`?"
+            "/srv/app/spin.toml:10:1: component.hello: unknown key `sourc` (expected one of: source, description, variables, environment, files, allowed_outbound_hosts, allowed_publish_topics, key_value_stores, sql_databases, sql_migrations, build, limits, tool); did you mean `source`?"
         );
         let no_position = ManifestError {
             file: "spin.toml".into(),
@@ -2013,6 +2392,22 @@ source = "unused.wasm"
                 ),
                 "application.trigger.http",
                 "port",
+                (6, 1),
+            ),
+            (
+                format!(
+                    "{HEAD}[[trigger.kafka]]\ncomponent = \"c\"\ntopics = [\"t\"]\npartition = 1\n[component.c]\nsource = \"c.wasm\"\n"
+                ),
+                "trigger.kafka[0]",
+                "partition",
+                (7, 1),
+            ),
+            (
+                format!(
+                    "{HEAD}[application.trigger.kafka]\nmax_attempts = 2\nretries = 3\n[[trigger.http]]\nroute = \"/\"\ncomponent = \"c\"\n[component.c]\nsource = \"c.wasm\"\n"
+                ),
+                "application.trigger.kafka",
+                "retries",
                 (6, 1),
             ),
         ];
@@ -2151,6 +2546,365 @@ source = "unused.wasm"
             );
             assert_err(&text, Some("application.trigger.http.base"), &[bad]);
         }
+    }
+
+    /// An app whose only trigger is the `[[trigger.kafka]]` entry `entry` (further
+    /// entries may follow it), with components `orders` and `audit`.
+    fn with_kafka_trigger(entry: &str) -> String {
+        format!(
+            "{HEAD}[[trigger.kafka]]\n{entry}[component.orders]\nsource = \"orders.wasm\"\n[component.audit]\nsource = \"audit.wasm\"\n"
+        )
+    }
+
+    #[test]
+    fn an_application_may_have_only_kafka_triggers() {
+        let m = ok(&with_kafka_trigger(
+            "component = \"orders\"\ntopics = [\"orders\"]\n",
+        ));
+        assert!(m.http_triggers.is_empty() && m.http_routes().is_empty());
+        assert_eq!(
+            m.kafka_triggers,
+            vec![KafkaTrigger {
+                id: None,
+                component: "orders".into(),
+                topics: vec!["orders".into()],
+                group: "orders".into(),
+            }]
+        );
+        assert_eq!(m.triggered_components(), BTreeSet::from(["orders"]));
+        assert_err(
+            HEAD,
+            Some("trigger"),
+            &["no triggers", "`[[trigger.http]]`", "`[[trigger.kafka]]`"],
+        );
+        assert_err(
+            &format!("trigger.kafka = []\n{HEAD}"),
+            Some("trigger"),
+            &["no triggers"],
+        );
+        assert_err(
+            &format!("{HEAD}[trigger.kafka]\ncomponent = \"c\"\ntopics = [\"t\"]\n"),
+            Some("trigger.kafka"),
+            &["`[[trigger.kafka]]`"],
+        );
+    }
+
+    #[test]
+    fn kafka_triggers_need_a_component_and_valid_topics() {
+        let cases: &[(&str, &str, &[&str])] = &[
+            (
+                "topics = [\"orders\"]\n",
+                "trigger.kafka[0]",
+                &["missing `component`"],
+            ),
+            (
+                "component = \"orders\"\n",
+                "trigger.kafka[0]",
+                &["missing `topics`"],
+            ),
+            (
+                "component = \"orders\"\ntopics = []\n",
+                "trigger.kafka[0].topics",
+                &["no topics"],
+            ),
+            (
+                "component = \"orders\"\ntopics = \"orders\"\n",
+                "trigger.kafka[0].topics",
+                &["expected an array, found a string"],
+            ),
+            (
+                "component = \"orders\"\ntopics = [1]\n",
+                "trigger.kafka[0].topics[0]",
+                &["expected a string"],
+            ),
+            (
+                "component = \"orders\"\ntopics = [\"ok\", \"no spaces\"]\n",
+                "trigger.kafka[0].topics[1]",
+                &["invalid topic name `no spaces`"],
+            ),
+            (
+                "component = \"orders\"\ntopics = [\"..\"]\n",
+                "trigger.kafka[0].topics[0]",
+                &["invalid topic name `..`"],
+            ),
+            (
+                "component = \"orders\"\ntopics = [\"a\", \"b\", \"a\"]\n",
+                "trigger.kafka[0].topics[2]",
+                &["topic `a` is listed twice"],
+            ),
+            (
+                "component = \"orders\"\ntopics = [\"a\"]\ngroup = \"\"\n",
+                "trigger.kafka[0].group",
+                &["the consumer group is empty"],
+            ),
+            (
+                "component = \"orders\"\ntopics = [\"a\"]\ngroup = 5\n",
+                "trigger.kafka[0].group",
+                &["expected a string, found an integer"],
+            ),
+            (
+                "id = 3\ncomponent = \"orders\"\ntopics = [\"a\"]\n",
+                "trigger.kafka[0].id",
+                &["expected a string"],
+            ),
+            (
+                "component = \"order\"\ntopics = [\"a\"]\n",
+                "trigger.kafka[0].component",
+                &[
+                    "no component `order`",
+                    "defined: audit, orders",
+                    "did you mean `orders`?",
+                ],
+            ),
+            (
+                "component = 5\ntopics = [\"a\"]\n",
+                "trigger.kafka[0].component",
+                &["expected a component id or an inline component table"],
+            ),
+            (
+                "component = \"orders\"\ntopic = [\"a\"]\n",
+                "trigger.kafka[0]",
+                &["unknown key `topic`", "did you mean `topics`?"],
+            ),
+            (
+                "component = \"orders\"\ntopics = [\"a\"]\nroute = \"/\"\n",
+                "trigger.kafka[0]",
+                &["unknown key `route`"],
+            ),
+            (
+                "component = \"orders\"\ntopics = [\"a\"]\ncomponents = { x = \"orders\" }\n",
+                "trigger.kafka[0].components",
+                &["is not supported by estore"],
+            ),
+        ];
+        for (entry, key, needles) in cases {
+            assert_err(&with_kafka_trigger(entry), Some(key), needles);
+        }
+        let e = err(&with_kafka_trigger(
+            "component = \"orders\"\ntopics = [\"ok\", \"no spaces\"]\n",
+        ));
+        assert_eq!(e.line_col, Some((6, 17)), "{e}");
+        let long = "t".repeat(250);
+        assert_err(
+            &with_kafka_trigger(&format!("component = \"orders\"\ntopics = [\"{long}\"]\n")),
+            Some("trigger.kafka[0].topics[0]"),
+            &["invalid topic name"],
+        );
+    }
+
+    #[test]
+    fn one_group_consumes_a_topic_in_one_trigger_only() {
+        let text = with_kafka_trigger(
+            "component = \"orders\"\ntopics = [\"a\", \"b\"]\n[[trigger.kafka]]\nid = \"again\"\ncomponent = \"orders\"\ntopics = [\"c\", \"b\"]\n",
+        );
+        assert_err(
+            &text,
+            Some("trigger.kafka[1].topics[1]"),
+            &[
+                "topic `b` is already consumed by group `orders` in trigger.kafka[0] (component `orders`)",
+                "give trigger `again` (trigger.kafka[1], component `orders`) another `group`",
+            ],
+        );
+        let m = ok(&text.replace(
+            "topics = [\"c\", \"b\"]",
+            "topics = [\"c\", \"b\"]\ngroup = \"second\"",
+        ));
+        let groups: Vec<&str> = m.kafka_triggers.iter().map(|t| t.group.as_str()).collect();
+        assert_eq!(groups, vec!["orders", "second"]);
+        // A group written out is shared like any other.
+        assert_err(
+            &with_kafka_trigger(
+                "component = \"orders\"\ntopics = [\"a\"]\ngroup = \"g\"\n[[trigger.kafka]]\ncomponent = \"audit\"\ntopics = [\"a\"]\ngroup = \"g\"\n",
+            ),
+            Some("trigger.kafka[1].topics[0]"),
+            &["already consumed by group `g`"],
+        );
+        // Each component in its own group sees every message; one group may read
+        // several topics through several triggers.
+        ok(&with_kafka_trigger(
+            "component = \"orders\"\ntopics = [\"a\"]\n[[trigger.kafka]]\ncomponent = \"audit\"\ntopics = [\"a\"]\n[[trigger.kafka]]\ncomponent = \"audit\"\ntopics = [\"b\"]\n",
+        ));
+    }
+
+    #[test]
+    fn kafka_inline_components_are_named_like_spin_does() {
+        let text = format!(
+            "{HEAD}[[trigger.http]]\nroute = \"/\"\ncomponent = {{ source = \"web.wasm\" }}\n[[trigger.kafka]]\ncomponent = {{ source = \"a.wasm\" }}\ntopics = [\"a\"]\n[[trigger.kafka]]\nid = \"audit\"\ncomponent = {{ source = \"b.wasm\" }}\ntopics = [\"b\"]\n[[trigger.kafka]]\ncomponent = {{ source = \"c.wasm\" }}\ntopics = [\"c\"]\n"
+        );
+        let m = ok(&text);
+        assert_eq!(m.http_triggers[0].component, "http-trigger1-component");
+        let names: Vec<(&str, &str)> = m
+            .kafka_triggers
+            .iter()
+            .map(|t| (t.component.as_str(), t.group.as_str()))
+            .collect();
+        assert_eq!(
+            names,
+            vec![
+                ("kafka-trigger1-component", "kafka-trigger1-component"),
+                ("audit-component", "audit-component"),
+                ("kafka-trigger2-component", "kafka-trigger2-component"),
+            ]
+        );
+        assert_eq!(
+            m.components["audit-component"].source,
+            Path::new("/srv/app/b.wasm")
+        );
+        assert_err(
+            &text.replace(
+                "{ source = \"b.wasm\" }",
+                "{ source = \"b.wasm\", colour = 1 }",
+            ),
+            Some("trigger.kafka[1].component"),
+            &["unknown key `colour`"],
+        );
+    }
+
+    #[test]
+    fn application_kafka_settings_are_positive_and_brokers_a_list() {
+        let app = |settings: &str| {
+            format!(
+                "{}[application.trigger.kafka]\n{settings}",
+                with_component("")
+            )
+        };
+        let kafka = |settings: &str| ok(&app(settings)).application.kafka;
+        assert_eq!(kafka(""), KafkaApplicationSettings::default());
+        assert_eq!(
+            kafka("brokers = \" a:9092 , b:9093\"\n").brokers.as_deref(),
+            Some("a:9092,b:9093")
+        );
+        assert_eq!(
+            kafka("brokers = [\"a:9092\", \"b:9093,c:9094\"]\n")
+                .brokers
+                .as_deref(),
+            Some("a:9092,b:9093,c:9094")
+        );
+        assert_eq!(
+            kafka(
+                "max_attempts = 1\nconcurrency = 1\ninitial_backoff_ms = 50\nmax_backoff_ms = 50\n"
+            ),
+            KafkaApplicationSettings {
+                brokers: None,
+                max_attempts: Some(1),
+                initial_backoff_ms: Some(50),
+                max_backoff_ms: Some(50),
+                concurrency: Some(1),
+            }
+        );
+        let cases: &[(&str, &str, &[&str])] = &[
+            ("brokers = \"\"", "brokers", &["no brokers", "host:port"]),
+            ("brokers = []", "brokers", &["no brokers"]),
+            (
+                "brokers = \"a:1,,b:2\"",
+                "brokers",
+                &["an empty entry", "`a:1,,b:2`"],
+            ),
+            (
+                "brokers = [\"a :1\"]",
+                "brokers",
+                &["invalid broker `a :1`"],
+            ),
+            (
+                "brokers = 9092",
+                "brokers",
+                &["expected `\"host:port,host:port\"`", "found an integer"],
+            ),
+            ("brokers = [9092]", "brokers[0]", &["expected a string"]),
+            (
+                "max_attempts = 0",
+                "max_attempts",
+                &["must be a positive integer, not 0"],
+            ),
+            (
+                "max_attempts = 4294967296",
+                "max_attempts",
+                &["4294967296 is too large"],
+            ),
+            (
+                "concurrency = -2",
+                "concurrency",
+                &["must be a positive integer, not -2"],
+            ),
+            (
+                "concurrency = \"8\"",
+                "concurrency",
+                &["expected a positive integer, found a string"],
+            ),
+            (
+                "initial_backoff_ms = 0",
+                "initial_backoff_ms",
+                &["positive integer"],
+            ),
+            ("max_backoff_ms = 1.5", "max_backoff_ms", &["found a float"]),
+            (
+                "initial_backoff_ms = 500\nmax_backoff_ms = 100",
+                "max_backoff_ms",
+                &["100 is below `initial_backoff_ms` (500)"],
+            ),
+        ];
+        for (settings, key, needles) in cases {
+            assert_err(
+                &app(&format!("{settings}\n")),
+                Some(&format!("application.trigger.kafka.{key}")),
+                needles,
+            );
+        }
+        assert_err(
+            &app("max_attempt = 3\n"),
+            Some("application.trigger.kafka"),
+            &["unknown key `max_attempt`", "did you mean `max_attempts`?"],
+        );
+        assert_err(
+            &format!(
+                "{}[application]\nname = \"x\"\ntrigger = {{ kafka = 5 }}\n",
+                "spin_manifest_version = 2\n"
+            ),
+            Some("application.trigger.kafka"),
+            &["expected a table, found an integer"],
+        );
+    }
+
+    #[test]
+    fn allowed_publish_topics_are_topic_names() {
+        let m = ok(&with_component(
+            "allowed_publish_topics = [\"orders\", \"a.b_c-1\"]\n",
+        ));
+        assert_eq!(
+            m.components["hello"].allowed_publish_topics,
+            vec!["orders", "a.b_c-1"]
+        );
+        ok(&with_component("allowed_publish_topics = []\n"));
+        for (bad, key, why) in [
+            ("[\"bad topic\"]", "[0]", "invalid topic name `bad topic`"),
+            ("[\"ok\", \".\"]", "[1]", "invalid topic name `.`"),
+            ("[\"a\", \"a\"]", "[1]", "topic `a` is listed twice"),
+            ("[1]", "[0]", "expected a string"),
+            ("\"orders\"", "", "expected an array"),
+        ] {
+            assert_err(
+                &with_component(&format!("allowed_publish_topics = {bad}\n")),
+                Some(&format!("component.hello.allowed_publish_topics{key}")),
+                &[why],
+            );
+        }
+    }
+
+    #[test]
+    fn broker_lists_are_joined_with_commas() {
+        assert_eq!(
+            join_brokers(&["a:1", " b:2 ,c:3 "]),
+            Ok("a:1,b:2,c:3".to_string())
+        );
+        assert_eq!(join_brokers(&["a"]), Ok("a".to_string()));
+        for bad in [&[][..], &[""], &[" , "]] {
+            assert!(
+                join_brokers(bad).is_err_and(|e| e.starts_with("no brokers")),
+                "{bad:?}"
+            );
+        }
+        assert!(join_brokers(&["a:1,"]).is_err_and(|e| e.contains("an empty entry")));
+        assert!(join_brokers(&["a:1", "b\t:2"]).is_err_and(|e| e.contains("invalid broker")));
     }
 
     #[test]
