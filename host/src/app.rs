@@ -72,8 +72,7 @@ pub async fn up(options: UpOptions) -> Result<()> {
     let mut sql = crate::capability::sql::open_all(&manifest, &runtime, &state_dir).await?;
     let linker = crate::capability::linker(engine.wasmtime())?;
     let mut registry = Registry::new(engine);
-    let triggered: std::collections::BTreeSet<&str> =
-        manifest.http_triggers.iter().map(|t| t.component.as_str()).collect();
+    let triggered = manifest.triggered_components();
     for component in manifest.components.values() {
         if !triggered.contains(component.id.as_str()) {
             tracing::warn!(component = %component.id, "no trigger names this component; not loaded");
