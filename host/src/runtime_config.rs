@@ -10,14 +10,44 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use anyhow::{Context, bail};
-use serde::Deserialize;
+use anyhow::{Context, anyhow, bail};
+use serde::{Deserialize, Deserializer};
+
+use crate::bus::BusConfig;
+use crate::bus::embedded::EmbeddedConfig;
+use crate::bus::kafka::KafkaConfig;
+use crate::manifest::{Manifest, join_brokers};
 
 /// Defaults chosen so a request that misbehaves is stopped long before it hurts its
 /// neighbours, while a normal request (a few database calls) never comes close.
 pub const DEFAULT_REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
 pub const DEFAULT_MAX_MEMORY_MB: u64 = 128;
 pub const DEFAULT_MAX_INSTANCES: u32 = 1000;
+
+/// Delivery defaults: a failing message gets five tries, 200 ms apart at first and
+/// never more than 10 s, before it is dead-lettered, so a broken handler holds its
+/// partition for seconds, not minutes; 64 messages at once keep a small host busy
+/// without letting a burst take all its instances.
+pub const DEFAULT_MAX_ATTEMPTS: u32 = 5;
+pub const DEFAULT_INITIAL_BACKOFF: Duration = Duration::from_millis(200);
+pub const DEFAULT_MAX_BACKOFF: Duration = Duration::from_secs(10);
+pub const DEFAULT_CONCURRENCY: usize = 64;
+pub const DEFAULT_PUBLISH_TIMEOUT: Duration = Duration::from_secs(10);
+/// Topics the host creates: a few partitions so one slow key does not hold back
+/// the others; one replica, which suits a single broker (production sets more).
+pub const DEFAULT_PARTITIONS: u32 = 4;
+pub const DEFAULT_REPLICATION_FACTOR: u16 = 1;
+
+/// Environment variable overriding `[messaging] brokers`.
+pub const BROKERS_ENV: &str = "ESTORE_KAFKA_BROKERS";
+
+/// librdkafka properties the host sets itself: overriding them would break what the
+/// bus promises (where it connects, which group, committing only handled messages).
+const RESERVED_KAFKA_PROPERTIES: &[(&str, &str)] = &[
+    ("bootstrap.servers", "set `messaging.brokers` instead"),
+    ("group.id", "each Kafka trigger's `group` in the manifest sets it"),
+    ("enable.auto.commit", "the trigger commits a message only once it has been handled"),
+];
 
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -30,6 +60,8 @@ pub struct RuntimeConfig {
     pub key_value_store: BTreeMap<String, KeyValueStoreConfig>,
     #[serde(default)]
     pub sql: SqlConfig,
+    #[serde(default)]
+    pub messaging: MessagingConfig,
 }
 
 /// `[sql]`: where components' databases live, and the limits of one call.
@@ -58,6 +90,78 @@ pub enum SqlBackend {
     Postgres,
 }
 
+/// `[messaging]`: the event bus the host runs on, and how the Kafka trigger delivers.
+/// Each delivery setting overrides the manifest's `[application.trigger.kafka]`; see
+/// [`RuntimeConfig::messaging`].
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MessagingConfig {
+    #[serde(default)]
+    pub backend: MessagingBackend,
+    /// Kafka's bootstrap servers, `"host:port,host:port"` or an array of them (see
+    /// [`join_brokers`]). `ESTORE_KAFKA_BROKERS` overrides it.
+    #[serde(default, deserialize_with = "brokers")]
+    pub brokers: Option<String>,
+    /// Partitions of a topic the host creates.
+    pub partitions: Option<u32>,
+    /// Replication factor of a topic the host creates (Kafka only).
+    pub replication_factor: Option<u16>,
+    /// Deliveries of one message before it is dead-lettered.
+    pub max_attempts: Option<u32>,
+    pub initial_backoff_ms: Option<u64>,
+    pub max_backoff_ms: Option<u64>,
+    /// Messages handled at once across all partitions of all Kafka triggers.
+    pub concurrency: Option<u32>,
+    /// How long publishing waits for the bus to take a message.
+    pub publish_timeout_ms: Option<u64>,
+    /// `[messaging.kafka_properties]`: extra librdkafka properties
+    /// (`security.protocol`, `sasl.*`, ...), passed as they are.
+    #[serde(default)]
+    pub kafka_properties: BTreeMap<String, String>,
+}
+
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum MessagingBackend {
+    /// One SQLite file in the state dir; nothing to start.
+    #[default]
+    Embedded,
+    Kafka,
+}
+
+/// `brokers` as a string or an array of strings, joined as the manifest joins them.
+fn brokers<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Option<String>, D::Error> {
+    use serde::de::Error;
+    const EXPECTED: &str = "expected `\"host:port,host:port\"` or an array of `\"host:port\"`";
+    let entries = match toml::Value::deserialize(deserializer)? {
+        toml::Value::String(list) => vec![list],
+        toml::Value::Array(items) => items
+            .into_iter()
+            .map(|item| match item {
+                toml::Value::String(broker) => Ok(broker),
+                _ => Err(D::Error::custom(EXPECTED)),
+            })
+            .collect::<Result<_, _>>()?,
+        _ => return Err(D::Error::custom(EXPECTED)),
+    };
+    join_brokers(&entries).map(Some).map_err(D::Error::custom)
+}
+
+/// How the Kafka trigger delivers messages.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DeliveryPolicy {
+    /// Deliveries of one message before it is dead-lettered (at least 1).
+    pub max_attempts: u32,
+    /// The wait before the first redelivery; it grows up to `max_backoff`.
+    pub initial_backoff: Duration,
+    /// Never below `initial_backoff`.
+    pub max_backoff: Duration,
+    /// Messages handled at once across all partitions of all Kafka triggers.
+    pub concurrency: usize,
+    /// How long publishing waits for the bus to take a message.
+    pub publish_timeout: Duration,
+}
+
 /// Host-wide defaults; a component's `[component.<id>.limits]` overrides them.
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -81,10 +185,15 @@ impl RuntimeConfig {
     pub fn load(path: &Path) -> anyhow::Result<RuntimeConfig> {
         let text = std::fs::read_to_string(path)
             .with_context(|| format!("cannot read runtime config {}", path.display()))?;
-        let mut config: RuntimeConfig = toml::from_str(&text).map_err(|e| {
+        RuntimeConfig::parse(path, &text)
+    }
+
+    /// Parses and validates the text of the file at `path`.
+    fn parse(path: &Path, text: &str) -> anyhow::Result<RuntimeConfig> {
+        let mut config: RuntimeConfig = toml::from_str(text).map_err(|e| {
             let at = e
                 .span()
-                .and_then(|s| crate::manifest::line_col(&text, s.start))
+                .and_then(|s| crate::manifest::line_col(text, s.start))
                 .map(|(l, c)| format!(":{l}:{c}"))
                 .unwrap_or_default();
             anyhow::anyhow!("{}{at}: {}", path.display(), e.message())
@@ -110,10 +219,33 @@ impl RuntimeConfig {
             ("sql.statement_timeout_ms", self.sql.statement_timeout_ms),
             ("sql.max_rows", self.sql.max_rows),
             ("sql.max_result_bytes", self.sql.max_result_bytes),
+            ("messaging.partitions", self.messaging.partitions.map(u64::from)),
+            ("messaging.replication_factor", self.messaging.replication_factor.map(u64::from)),
+            ("messaging.max_attempts", self.messaging.max_attempts.map(u64::from)),
+            ("messaging.initial_backoff_ms", self.messaging.initial_backoff_ms),
+            ("messaging.max_backoff_ms", self.messaging.max_backoff_ms),
+            ("messaging.concurrency", self.messaging.concurrency.map(u64::from)),
+            ("messaging.publish_timeout_ms", self.messaging.publish_timeout_ms),
         ];
         for (key, value) in limits {
             if value == Some(0) {
                 bail!("{}: {key}: must be greater than zero", path.display());
+            }
+        }
+        if let (Some(initial), Some(max)) = (self.messaging.initial_backoff_ms, self.messaging.max_backoff_ms)
+            && max < initial
+        {
+            bail!(
+                "{}: messaging.max_backoff_ms: {max} is below messaging.initial_backoff_ms ({initial}): the backoff only grows",
+                path.display()
+            );
+        }
+        for (property, why) in RESERVED_KAFKA_PROPERTIES {
+            if self.messaging.kafka_properties.contains_key(*property) {
+                bail!(
+                    "{}: messaging.kafka_properties.\"{property}\": the host sets this property: {why}",
+                    path.display()
+                );
             }
         }
         Ok(())
@@ -129,5 +261,296 @@ impl RuntimeConfig {
 
     pub fn max_instances(&self) -> u32 {
         self.limits.max_instances.unwrap_or(DEFAULT_MAX_INSTANCES)
+    }
+
+    /// The bus and delivery policy: the runtime config wins over the manifest's
+    /// `[application.trigger.kafka]`, which wins over the defaults.
+    ///
+    /// The backend is the operator's choice alone (`[messaging] backend`, embedded by
+    /// default): brokers written in the manifest never switch the host to Kafka. With
+    /// `backend = "kafka"` the brokers come from `ESTORE_KAFKA_BROKERS` (when set and
+    /// not empty), else `[messaging] brokers`, else the manifest's `brokers`, and
+    /// having none is an error. Partitions, replication factor, Kafka properties and
+    /// the publish timeout are the operator's alone too.
+    pub fn messaging(&self, manifest: &Manifest) -> anyhow::Result<(BusConfig, DeliveryPolicy)> {
+        let env_brokers = std::env::var(BROKERS_ENV).ok();
+        Ok((self.bus(manifest, env_brokers.as_deref())?, self.delivery(manifest)?))
+    }
+
+    /// The bus, given the value of `ESTORE_KAFKA_BROKERS`.
+    fn bus(&self, manifest: &Manifest, env_brokers: Option<&str>) -> anyhow::Result<BusConfig> {
+        let config = &self.messaging;
+        let partitions = config.partitions.unwrap_or(DEFAULT_PARTITIONS);
+        if config.backend == MessagingBackend::Embedded {
+            return Ok(BusConfig::Embedded(EmbeddedConfig { partitions }));
+        }
+        let brokers = match env_brokers.filter(|b| !b.trim().is_empty()) {
+            Some(list) => Some(join_brokers(&[list]).map_err(|e| anyhow!("{BROKERS_ENV}: {e}"))?),
+            None => config.brokers.clone().or_else(|| manifest.application.kafka.brokers.clone()),
+        };
+        let brokers = brokers.with_context(|| {
+            format!(
+                "{}: messaging.backend = \"kafka\" needs brokers: set `brokers` in [messaging], or {BROKERS_ENV}, or `brokers` in [application.trigger.kafka] of {}",
+                self.file(),
+                manifest.path.display()
+            )
+        })?;
+        Ok(BusConfig::Kafka(KafkaConfig {
+            brokers,
+            partitions,
+            replication_factor: config.replication_factor.unwrap_or(DEFAULT_REPLICATION_FACTOR),
+            properties: config.kafka_properties.clone(),
+        }))
+    }
+
+    fn delivery(&self, manifest: &Manifest) -> anyhow::Result<DeliveryPolicy> {
+        let (ours, app) = (&self.messaging, &manifest.application.kafka);
+        let initial_backoff =
+            ours.initial_backoff_ms.or(app.initial_backoff_ms).map_or(DEFAULT_INITIAL_BACKOFF, Duration::from_millis);
+        let max_backoff = match ours.max_backoff_ms.or(app.max_backoff_ms) {
+            Some(ms) => Duration::from_millis(ms),
+            // Set nowhere: the default, unless the initial backoff asks for more.
+            None => DEFAULT_MAX_BACKOFF.max(initial_backoff),
+        };
+        if max_backoff < initial_backoff {
+            bail!(
+                "the max backoff ({} ms) is below the initial backoff ({} ms): check `max_backoff_ms` and `initial_backoff_ms` in [messaging] of {} and in [application.trigger.kafka] of {}",
+                max_backoff.as_millis(),
+                initial_backoff.as_millis(),
+                self.file(),
+                manifest.path.display()
+            );
+        }
+        Ok(DeliveryPolicy {
+            max_attempts: ours.max_attempts.or(app.max_attempts).unwrap_or(DEFAULT_MAX_ATTEMPTS),
+            initial_backoff,
+            max_backoff,
+            concurrency: ours
+                .concurrency
+                .or(app.concurrency)
+                .map_or(DEFAULT_CONCURRENCY, |n| usize::try_from(n).unwrap_or(usize::MAX)),
+            publish_timeout: ours.publish_timeout_ms.map_or(DEFAULT_PUBLISH_TIMEOUT, Duration::from_millis),
+        })
+    }
+
+    /// The file, for errors about values that are not checked when it is loaded.
+    fn file(&self) -> String {
+        match &self.path {
+            Some(path) => path.display().to_string(),
+            None => "the runtime config (none given)".to_string(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const FILE: &str = "/etc/estore/runtime-config.toml";
+
+    fn config(text: &str) -> RuntimeConfig {
+        match RuntimeConfig::parse(Path::new(FILE), text) {
+            Ok(config) => config,
+            Err(e) => panic!("should parse, got: {e:#}"),
+        }
+    }
+
+    fn config_error(text: &str) -> String {
+        match RuntimeConfig::parse(Path::new(FILE), text) {
+            Ok(config) => panic!("should fail, got: {config:?}"),
+            Err(e) => format!("{e:#}"),
+        }
+    }
+
+    /// A manifest with one HTTP trigger, plus `kafka` as its `[application.trigger.kafka]`.
+    fn manifest(kafka: &str) -> Manifest {
+        let text = format!(
+            "spin_manifest_version = 2\n[application]\nname = \"app\"\n[application.trigger.kafka]\n{kafka}[[trigger.http]]\nroute = \"/\"\ncomponent = \"c\"\n[component.c]\nsource = \"c.wasm\"\n"
+        );
+        match Manifest::parse(Path::new("/srv/app/spin.toml"), &text) {
+            Ok(m) => m,
+            Err(e) => panic!("{e}"),
+        }
+    }
+
+    fn kafka_brokers(bus: anyhow::Result<BusConfig>) -> String {
+        match bus {
+            Ok(BusConfig::Kafka(kafka)) => kafka.brokers,
+            other => panic!("expected the Kafka bus, got {other:?}"),
+        }
+    }
+
+    const DEFAULT_POLICY: DeliveryPolicy = DeliveryPolicy {
+        max_attempts: 5,
+        initial_backoff: Duration::from_millis(200),
+        max_backoff: Duration::from_secs(10),
+        concurrency: 64,
+        publish_timeout: Duration::from_secs(10),
+    };
+
+    #[test]
+    fn messaging_defaults_to_the_embedded_bus_and_default_policy() {
+        let (bus, policy) = match RuntimeConfig::default().messaging(&manifest("")) {
+            Ok(resolved) => resolved,
+            Err(e) => panic!("{e:#}"),
+        };
+        assert_eq!(bus, BusConfig::Embedded(EmbeddedConfig { partitions: 4 }));
+        assert_eq!(policy, DEFAULT_POLICY);
+    }
+
+    #[test]
+    fn delivery_settings_come_from_the_runtime_config_then_the_manifest() {
+        let app = manifest("max_attempts = 3\ninitial_backoff_ms = 100\nmax_backoff_ms = 1000\nconcurrency = 8\n");
+        let from_manifest = RuntimeConfig::default().delivery(&app).ok();
+        assert_eq!(
+            from_manifest,
+            Some(DeliveryPolicy {
+                max_attempts: 3,
+                initial_backoff: Duration::from_millis(100),
+                max_backoff: Duration::from_secs(1),
+                concurrency: 8,
+                publish_timeout: Duration::from_secs(10),
+            })
+        );
+        let ours = config("[messaging]\nmax_attempts = 7\nconcurrency = 2\npublish_timeout_ms = 500\n");
+        assert_eq!(
+            ours.delivery(&app).ok(),
+            Some(DeliveryPolicy {
+                max_attempts: 7,
+                initial_backoff: Duration::from_millis(100),
+                max_backoff: Duration::from_secs(1),
+                concurrency: 2,
+                publish_timeout: Duration::from_millis(500),
+            })
+        );
+        let all = config("[messaging]\ninitial_backoff_ms = 300\nmax_backoff_ms = 3000\n");
+        let policy = all.delivery(&app).ok();
+        assert_eq!(
+            policy.map(|p| (p.initial_backoff, p.max_backoff)),
+            Some((Duration::from_millis(300), Duration::from_secs(3)))
+        );
+    }
+
+    #[test]
+    fn backoffs_from_both_files_must_still_grow() {
+        // An initial backoff above the default maximum raises the maximum with it...
+        let long = config("[messaging]\ninitial_backoff_ms = 30000\n");
+        let policy = long.delivery(&manifest("")).ok();
+        assert_eq!(policy.map(|p| p.max_backoff), Some(Duration::from_secs(30)));
+        // ...but not one that is written down.
+        let short_max = manifest("max_backoff_ms = 1000\n");
+        let e = match config("[messaging]\ninitial_backoff_ms = 2000\n").delivery(&short_max) {
+            Ok(policy) => panic!("should fail, got {policy:?}"),
+            Err(e) => e.to_string(),
+        };
+        for needle in ["max backoff (1000 ms) is below the initial backoff (2000 ms)", FILE, "/srv/app/spin.toml"] {
+            assert!(e.contains(needle), "`{needle}` not in: {e}");
+        }
+    }
+
+    #[test]
+    fn the_runtime_config_alone_chooses_the_backend() {
+        let app = manifest("brokers = \"manifest:9092\"\n");
+        assert_eq!(
+            RuntimeConfig::default().bus(&app, Some("env:9092")).ok(),
+            Some(BusConfig::Embedded(EmbeddedConfig { partitions: 4 }))
+        );
+        let embedded = config("[messaging]\nbackend = \"embedded\"\npartitions = 2\nbrokers = \"ours:9092\"\n");
+        assert_eq!(embedded.bus(&app, None).ok(), Some(BusConfig::Embedded(EmbeddedConfig { partitions: 2 })));
+    }
+
+    #[test]
+    fn kafka_brokers_come_from_the_env_then_the_runtime_config_then_the_manifest() {
+        let ours = config("[messaging]\nbackend = \"kafka\"\nbrokers = [\"ours-1:9092\", \"ours-2:9092\"]\n");
+        let bare = config("[messaging]\nbackend = \"kafka\"\n");
+        let app = manifest("brokers = \"manifest:9092\"\n");
+        assert_eq!(kafka_brokers(ours.bus(&app, Some(" env-1:9092, env-2:9092 "))), "env-1:9092,env-2:9092");
+        assert_eq!(kafka_brokers(ours.bus(&app, None)), "ours-1:9092,ours-2:9092");
+        // An empty variable is as good as unset.
+        assert_eq!(kafka_brokers(ours.bus(&app, Some(""))), "ours-1:9092,ours-2:9092");
+        assert_eq!(kafka_brokers(bare.bus(&app, None)), "manifest:9092");
+
+        let e = match bare.bus(&manifest(""), None) {
+            Ok(bus) => panic!("no brokers anywhere, got {bus:?}"),
+            Err(e) => e.to_string(),
+        };
+        for needle in [
+            FILE,
+            "needs brokers",
+            "`brokers` in [messaging]",
+            BROKERS_ENV,
+            "[application.trigger.kafka] of /srv/app/spin.toml",
+        ] {
+            assert!(e.contains(needle), "`{needle}` not in: {e}");
+        }
+        let e = ours.bus(&app, Some("a:1,,b:2")).err().map(|e| e.to_string()).unwrap_or_default();
+        assert!(e.starts_with(&format!("{BROKERS_ENV}: an empty entry")), "{e}");
+    }
+
+    #[test]
+    fn the_kafka_bus_takes_the_operators_topic_settings_and_properties() {
+        let ours = config(
+            "[messaging]\nbackend = \"kafka\"\nbrokers = \"k:9092\"\npartitions = 12\nreplication_factor = 3\n[messaging.kafka_properties]\n\"security.protocol\" = \"SASL_SSL\"\n",
+        );
+        assert_eq!(
+            ours.bus(&manifest(""), None).ok(),
+            Some(BusConfig::Kafka(KafkaConfig {
+                brokers: "k:9092".into(),
+                partitions: 12,
+                replication_factor: 3,
+                properties: BTreeMap::from([("security.protocol".to_string(), "SASL_SSL".to_string())]),
+            }))
+        );
+        let defaults = config("[messaging]\nbackend = \"kafka\"\nbrokers = \"k:9092\"\n");
+        let Ok(BusConfig::Kafka(kafka)) = defaults.bus(&manifest(""), None) else { panic!("expected Kafka") };
+        assert_eq!((kafka.partitions, kafka.replication_factor), (4, 1));
+        assert!(kafka.properties.is_empty());
+    }
+
+    #[test]
+    fn bad_messaging_settings_name_the_file_and_the_key_or_position() {
+        for key in [
+            "partitions",
+            "replication_factor",
+            "max_attempts",
+            "initial_backoff_ms",
+            "max_backoff_ms",
+            "concurrency",
+            "publish_timeout_ms",
+        ] {
+            let e = config_error(&format!("[messaging]\n{key} = 0\n"));
+            assert_eq!(e, format!("{FILE}: messaging.{key}: must be greater than zero"));
+        }
+        let cases: &[(&str, &[&str])] = &[
+            ("[messaging]\nbackend = \"rabbitmq\"\n", &[":2:11", "unknown variant `rabbitmq`", "embedded", "kafka"]),
+            ("[messaging]\nbrokres = \"k:9092\"\n", &[":2:1", "unknown field `brokres`"]),
+            ("[messaging]\nbrokers = \"\"\n", &[":2:11", "no brokers"]),
+            ("[messaging]\nbrokers = \"a:1,,b:2\"\n", &[":2:11", "an empty entry"]),
+            ("[messaging]\nbrokers = [\"k:9092\", 9093]\n", &[":2:11", "or an array of"]),
+            ("[messaging]\nbrokers = 9092\n", &[":2:11", "expected `\"host:port,host:port\"`"]),
+            ("[messaging]\nconcurrency = -1\n", &[":2:15", "expected u32"]),
+            ("[messaging]\nreplication_factor = 70000\n", &[":2:22", "expected u16"]),
+            ("[messaging]\nkafka_properties = { \"linger.ms\" = 5 }\n", &[":2:", "string"]),
+            (
+                "[messaging]\ninitial_backoff_ms = 500\nmax_backoff_ms = 100\n",
+                &["messaging.max_backoff_ms: 100 is below messaging.initial_backoff_ms (500)"],
+            ),
+            (
+                "[messaging.kafka_properties]\n\"group.id\" = \"x\"\n",
+                &["messaging.kafka_properties.\"group.id\"", "`group` in the manifest"],
+            ),
+            (
+                "[messaging.kafka_properties]\n\"bootstrap.servers\" = \"k:9092\"\n",
+                &["set `messaging.brokers` instead"],
+            ),
+            ("[messaging.kafka_properties]\n\"enable.auto.commit\" = \"true\"\n", &["only once it has been handled"]),
+        ];
+        for (text, needles) in cases {
+            let e = config_error(text);
+            assert!(e.starts_with(FILE), "{e}");
+            for needle in *needles {
+                assert!(e.contains(needle), "`{needle}` not in: {e}");
+            }
+        }
     }
 }
