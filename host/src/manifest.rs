@@ -1785,8 +1785,9 @@ impl Checker<'_> {
 
     /// No two public routes match the same requests.
     fn check_duplicate_routes(&self, triggers: &[HttpTrigger], hpath: &KeyPath) -> Checked<()> {
-        let describe =
-            |i: usize| describe_trigger(hpath, i, &triggers[i].id, &triggers[i].component);
+        let describe = |i: usize| {
+            describe_trigger(hpath, i, triggers[i].id.as_deref(), &triggers[i].component)
+        };
         let mut seen: BTreeMap<String, (usize, &str)> = BTreeMap::new();
         for (i, trigger) in triggers.iter().enumerate() {
             let HttpRoute::Path(route) = &trigger.route else {
@@ -1812,8 +1813,9 @@ impl Checker<'_> {
     /// No topic is consumed twice by one group: the group's members would split its
     /// partitions, so each trigger would get only part of the messages.
     fn check_shared_topics(&self, triggers: &[KafkaTrigger], kpath: &KeyPath) -> Checked<()> {
-        let describe =
-            |i: usize| describe_trigger(kpath, i, &triggers[i].id, &triggers[i].component);
+        let describe = |i: usize| {
+            describe_trigger(kpath, i, triggers[i].id.as_deref(), &triggers[i].component)
+        };
         let mut seen: BTreeMap<(&str, &str), usize> = BTreeMap::new();
         for (i, trigger) in triggers.iter().enumerate() {
             for (j, topic) in trigger.topics.iter().enumerate() {
@@ -1895,8 +1897,8 @@ impl Checker<'_> {
     }
 }
 
-/// A trigger as errors name it: `trigger \`front\` (trigger.http[0], component \`c\`)`.
-fn describe_trigger(list: &KeyPath, i: usize, id: &Option<String>, component: &str) -> String {
+/// A trigger as errors name it, e.g. ``trigger `front` (trigger.http[0], component `c`)``.
+fn describe_trigger(list: &KeyPath, i: usize, id: Option<&str>, component: &str) -> String {
     let at = list.index(i);
     match id {
         Some(id) => format!("trigger `{id}` ({at}, component `{component}`)"),
