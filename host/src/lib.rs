@@ -18,4 +18,5 @@ pub mod manifest;
 pub mod registry;
 pub mod runtime_config;
 pub mod store;
+pub mod trace;
 pub mod trigger;
