@@ -15,3 +15,15 @@ wasmtime::component::bindgen!({
 
 pub use estore::platform::{message_types, publisher, sql};
 pub use fermyon::spin::{key_value, variables};
+
+/// The export a `[[trigger.kafka]]` calls: `estore:platform/message-handler`.
+pub mod message_trigger {
+    wasmtime::component::bindgen!({
+        path: "../wit",
+        world: "estore:platform/message-trigger",
+        exports: { default: async },
+        with: { "estore:platform/message-types": crate::bindings::message_types },
+    });
+
+    pub use exports::estore::platform::message_handler::{Error, Message};
+}

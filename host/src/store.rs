@@ -8,16 +8,18 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use wasmtime::component::ResourceTable;
-use wasmtime::{ResourceLimiter, Store, UpdateDeadline};
+use wasmtime::{ResourceLimiter, Store, Trap, UpdateDeadline};
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpView};
 
 use crate::capability::key_value::KeyValueAccess;
+use crate::capability::messaging::PublishGrant;
 use crate::capability::outbound_http::OutboundHttp;
-use crate::capability::sql::SqlAccess;
+use crate::capability::sql::{MessageInProgress, SqlAccess};
 use crate::capability::variables::Variables;
 use crate::capability::wasi::WasiGrant;
 use crate::engine::Engine;
+use crate::trace::TraceContext;
 use crate::trigger::http::HttpDispatcher;
 
 /// Everything the manifest and runtime config grant one component, resolved at start.
@@ -27,6 +29,7 @@ pub struct ComponentContext {
     pub variables: Arc<Variables>,
     pub key_value: KeyValueAccess,
     pub sql: SqlAccess,
+    pub publish: Arc<PublishGrant>,
     pub outbound: Arc<crate::capability::outbound_http::OutboundPolicy>,
     pub limits: RequestLimits,
 }
@@ -47,6 +50,13 @@ pub struct HostState {
     pub variables: Arc<Variables>,
     pub key_value: KeyValueAccess,
     pub sql: SqlAccess,
+    /// Resource reps of the connections with a transaction open, oldest first.
+    pub open_transactions: Vec<u32>,
+    pub publish: Arc<PublishGrant>,
+    /// The request or message this instance works for.
+    pub trace: TraceContext,
+    /// Set when the instance handles a message.
+    pub message_in_progress: Option<MessageInProgress>,
 }
 
 impl HostState {
@@ -56,6 +66,7 @@ impl HostState {
         engine: &Engine,
         context: &ComponentContext,
         dispatcher: Arc<HttpDispatcher>,
+        trace: TraceContext,
     ) -> anyhow::Result<Store<HostState>> {
         let state = HostState {
             component: context.id.clone(),
@@ -67,6 +78,10 @@ impl HostState {
             variables: context.variables.clone(),
             key_value: context.key_value.clone(),
             sql: context.sql.clone(),
+            open_transactions: Vec::new(),
+            publish: context.publish.clone(),
+            trace,
+            message_in_progress: None,
         };
         let mut store = Store::new(engine.wasmtime(), state);
         store.limiter(|state| &mut state.memory);
@@ -82,6 +97,28 @@ impl HostState {
             }
         });
         Ok(store)
+    }
+}
+
+/// Why a call into an instance ended in an error rather than a result.
+#[derive(Debug)]
+pub enum Stopped {
+    /// The deadline passed (the epoch interrupt fired).
+    Timeout,
+    /// The instance asked for more memory than its limit, and failed for it.
+    MemoryExceeded { max_bytes: usize },
+    Trap(anyhow::Error),
+}
+
+impl Stopped {
+    pub fn of(error: wasmtime::Error, store: &Store<HostState>) -> Stopped {
+        if store.data().memory.exceeded() {
+            return Stopped::MemoryExceeded { max_bytes: store.data().memory.max_bytes() };
+        }
+        match error.downcast_ref::<Trap>() {
+            Some(Trap::Interrupt) => Stopped::Timeout,
+            _ => Stopped::Trap(error.into()),
+        }
     }
 }
 

@@ -1,19 +1,80 @@
-//! Publishing to the event bus (`estore:platform/publisher`) (stub: being written).
+//! Publishing to the event bus (`estore:platform/publisher`).
+//!
+//! A component publishes only to the topics in its `allowed_publish_topics`. Every
+//! message gets the trace headers of the work that published it (see
+//! [`crate::trace`]). With an SQL transaction open, the message goes into that
+//! transaction's outbox and is sent after the commit; otherwise `publish` returns once
+//! the bus has stored it.
+
+use std::collections::BTreeSet;
+use std::time::Duration;
 
 use crate::bindings::message_types;
 use crate::bindings::publisher::{Error, Header, Host};
+use crate::bus::{Bus, BusError, Outgoing, validate_topic};
+use crate::capability::sql;
 use crate::store::HostState;
+use crate::trace::{self, TraceContext};
+
+/// What one component may publish, and where to.
+pub struct PublishGrant {
+    pub allowed_topics: BTreeSet<String>,
+    /// `None` when the application publishes nothing and triggers on nothing, so no
+    /// bus was opened.
+    pub bus: Option<Bus>,
+    pub timeout: Duration,
+}
+
+/// Header names the host sets itself; a component's own values for them are replaced.
+const HOST_HEADERS: [&str; 3] = [trace::MESSAGE_ID, trace::CORRELATION_ID, trace::TRACEPARENT];
 
 impl message_types::Host for HostState {}
 
 impl Host for HostState {
     async fn publish(
         &mut self,
-        _topic: String,
-        _key: Option<Vec<u8>>,
-        _payload: Vec<u8>,
-        _headers: Vec<Header>,
+        topic: String,
+        key: Option<Vec<u8>>,
+        payload: Vec<u8>,
+        headers: Vec<Header>,
     ) -> wasmtime::Result<Result<String, Error>> {
-        Ok(Err(Error::Other("not written yet".into())))
+        if !self.publish.allowed_topics.contains(&topic) {
+            tracing::warn!(component = %self.component, "denied publishing to `{topic}`: not in allowed_publish_topics");
+            return Ok(Err(Error::NotAllowed(format!(
+                "component `{}` may not publish to `{topic}` (allow it with allowed_publish_topics)",
+                self.component
+            ))));
+        }
+        if let Err(e) = validate_topic(&topic) {
+            return Ok(Err(Error::Invalid(e.to_string())));
+        }
+        let message_id = trace::new_message_id();
+        let message = Outgoing { topic, key, payload, headers: with_trace_headers(headers, &message_id, &self.trace) };
+        if let Some(staged) = self.stage_in_open_transaction(&message).await {
+            return Ok(staged.map(|()| message_id).map_err(|e| Error::Other(sql::errors::describe(&e))));
+        }
+        let Some(bus) = self.publish.bus.clone() else {
+            return Ok(Err(Error::Unavailable("this host runs no event bus".into())));
+        };
+        Ok(match bus.publish(message, self.publish.timeout).await {
+            Ok(_) => Ok(message_id),
+            Err(BusError::Unavailable(why)) => Err(Error::Unavailable(why)),
+            Err(BusError::Invalid(why)) => Err(Error::Invalid(why)),
+            Err(BusError::Other(why)) => Err(Error::Other(why)),
+        })
     }
+}
+
+/// The component's headers, less any it set for the host's own names, plus the
+/// message id and the trace context of the current work.
+fn with_trace_headers(headers: Vec<Header>, message_id: &str, context: &TraceContext) -> Vec<(String, Vec<u8>)> {
+    let mut out: Vec<(String, Vec<u8>)> = headers
+        .into_iter()
+        .filter(|h| !HOST_HEADERS.iter().any(|own| h.name.eq_ignore_ascii_case(own)))
+        .map(|h| (h.name, h.value))
+        .collect();
+    out.push((trace::MESSAGE_ID.into(), message_id.as_bytes().to_vec()));
+    out.push((trace::CORRELATION_ID.into(), context.correlation_id.as_bytes().to_vec()));
+    out.push((trace::TRACEPARENT.into(), context.traceparent().into_bytes()));
+    out
 }

@@ -45,6 +45,7 @@ impl Setup {
                 if let Some(provisioning) = &self.postgres {
                     timed(limits.statement_timeout, provisioning.provision()).await?;
                 }
+                super::outbox::create_tables(backend).await?;
                 if let Some(folder) = &self.migrations {
                     migrations::apply(backend, component, folder, limits).await?;
                 }

@@ -12,8 +12,9 @@
 //! resource is dropped with the instance.
 
 mod backend;
-mod errors;
+pub(crate) mod errors;
 mod migrations;
+mod outbox;
 mod postgres;
 mod statements;
 
@@ -58,6 +59,8 @@ pub struct Database {
     /// Schema, role and migrations; done at start, or at the first call when the
     /// server was unreachable then.
     setup: backend::Setup,
+    /// Wakes the outbox relay after a commit that staged messages.
+    relay_signal: tokio::sync::Notify,
 }
 
 /// The databases a component was granted.
@@ -70,6 +73,16 @@ pub struct SqlAccess {
 pub struct Connection {
     database: Arc<Database>,
     transaction: Option<Transaction>,
+    /// Whether the open transaction staged outbox messages.
+    staged: bool,
+}
+
+/// The message a handler instance was called for: recorded as handled in the
+/// handler's transaction, so the record commits with the handler's effects.
+pub struct MessageInProgress {
+    pub group: Arc<str>,
+    pub message_id: String,
+    pub recorded: bool,
 }
 
 /// Opens (and sets up, migrating) every database the application's components use.
@@ -107,8 +120,14 @@ pub async fn open_all(
                 None => backend::sqlite(state_dir, &component.id, label, max_connections, migrations).await?,
                 Some(server) => server.database(&component.id, label, max_connections, limits, migrations)?,
             };
-            let database =
-                Database { component: component.id.clone(), label: label.clone(), backend, limits, setup };
+            let database = Database {
+                component: component.id.clone(),
+                label: label.clone(),
+                backend,
+                limits,
+                setup,
+                relay_signal: tokio::sync::Notify::new(),
+            };
             match database.ensure_ready().await {
                 Ok(()) => {}
                 Err(Error::Connection(why)) => tracing::warn!(
@@ -129,6 +148,52 @@ pub async fn open_all(
         access.insert(component.id.clone(), grant);
     }
     Ok(access)
+}
+
+impl SqlAccess {
+    /// Starts the outbox relay of each database, sending what components publish in
+    /// transactions to `bus`.
+    pub fn start_relays(&self, bus: &crate::bus::Bus, publish_timeout: Duration) {
+        for database in self.granted.values() {
+            tokio::spawn(outbox::relay(database.clone(), bus.clone(), publish_timeout));
+        }
+    }
+
+    /// Whether any of the component's databases records `message_id` as handled by
+    /// `group`.
+    pub async fn was_handled(&self, group: &str, message_id: &str) -> Result<bool, Error> {
+        for database in self.granted.values() {
+            database.ensure_ready().await?;
+            if outbox::was_handled(&database.backend, group, message_id, database.limits).await? {
+                return Ok(true);
+            }
+        }
+        Ok(false)
+    }
+
+    /// Records a message as handled outside any transaction, in the component's first
+    /// database (for handlers whose effects were not in a transaction). A component
+    /// without a database has nowhere to record it, and is told so by `false`.
+    pub async fn record_handled(&self, group: &str, message_id: &str) -> Result<bool, Error> {
+        let Some(database) = self.granted.values().next() else { return Ok(false) };
+        database.ensure_ready().await?;
+        outbox::record_handled(&database.backend, None, group, message_id, database.limits).await?;
+        Ok(true)
+    }
+}
+
+impl HostState {
+    /// Writes `message` into the transaction the instance has open, if any: `None`
+    /// when no transaction is open. The most recently begun transaction wins.
+    pub async fn stage_in_open_transaction(&mut self, message: &crate::bus::Outgoing) -> Option<Result<(), Error>> {
+        let rep = *self.open_transactions.last()?;
+        let connection = self.table.get_mut(&Resource::<Connection>::new_borrow(rep)).ok()?;
+        let database = connection.database.clone();
+        let tx = connection.transaction.as_mut()?;
+        let result = outbox::stage(&database.backend, tx, message, database.limits).await;
+        connection.staged |= result.is_ok();
+        Some(result)
+    }
 }
 
 impl Database {
@@ -168,7 +233,7 @@ impl HostConnection for HostState {
                 self.component
             ))));
         };
-        let connection = Connection { database: database.clone(), transaction: None };
+        let connection = Connection { database: database.clone(), transaction: None, staged: false };
         Ok(Ok(self.table.push(connection)?))
     }
 
@@ -187,32 +252,62 @@ impl HostConnection for HostState {
     }
 
     async fn begin(&mut self, connection: Resource<Connection>) -> wasmtime::Result<Result<(), Error>> {
+        let rep = connection.rep();
         let connection = self.table.get_mut(&connection)?;
         if connection.transaction.is_some() {
             return Ok(Err(Error::InvalidQuery("a transaction is already open on this connection".into())));
         }
         let result = connection.run("begin", async |backend, _, limits| backend.begin(limits).await).await;
-        Ok(result.map(|tx| connection.transaction = Some(tx)))
+        Ok(result.map(|tx| {
+            connection.transaction = Some(tx);
+            connection.staged = false;
+            self.open_transactions.push(rep);
+        }))
     }
 
+    /// Commits, with the record of the message being handled (if any) in the same
+    /// transaction, then wakes the outbox relay if the transaction published.
     async fn commit(&mut self, connection: Resource<Connection>) -> wasmtime::Result<Result<(), Error>> {
+        self.open_transactions.retain(|open| *open != connection.rep());
         let connection = self.table.get_mut(&connection)?;
-        let Some(tx) = connection.transaction.take() else {
+        let Some(mut tx) = connection.transaction.take() else {
             return Ok(Err(Error::InvalidQuery("commit without begin".into())));
         };
-        Ok(tx.commit(connection.database.limits).await)
+        let database = connection.database.clone();
+        if let Some(message) = self.message_in_progress.as_mut().filter(|m| !m.recorded) {
+            let recorded =
+                outbox::record_handled(&database.backend, Some(&mut tx), &message.group, &message.message_id, database.limits)
+                    .await;
+            if let Err(e) = recorded {
+                database.log_failure("recording the handled message", &e);
+                return Ok(Err(e));
+            }
+        }
+        let result = tx.commit(database.limits).await;
+        if result.is_ok() {
+            if let Some(message) = self.message_in_progress.as_mut() {
+                message.recorded = true;
+            }
+            if std::mem::take(&mut connection.staged) {
+                database.relay_signal.notify_one();
+            }
+        }
+        Ok(result)
     }
 
     async fn rollback(&mut self, connection: Resource<Connection>) -> wasmtime::Result<Result<(), Error>> {
+        self.open_transactions.retain(|open| *open != connection.rep());
         let connection = self.table.get_mut(&connection)?;
         let Some(tx) = connection.transaction.take() else {
             return Ok(Err(Error::InvalidQuery("rollback without begin".into())));
         };
+        connection.staged = false;
         Ok(tx.rollback(connection.database.limits).await)
     }
 
     /// Dropping an open transaction rolls it back before its connection is reused.
     async fn drop(&mut self, connection: Resource<Connection>) -> wasmtime::Result<()> {
+        self.open_transactions.retain(|open| *open != connection.rep());
         self.table.delete(connection)?;
         Ok(())
     }

@@ -17,13 +17,13 @@ use bytes::Bytes;
 use http::{Request, Response, StatusCode};
 use http_body_util::{BodyExt, Full};
 use hyper::body::Body;
-use wasmtime::Trap;
 use wasmtime_wasi_http::p2::bindings::http::types::Scheme;
 use wasmtime_wasi_http::{WasiBody, WasiHttpView};
 
 use crate::manifest::Manifest;
 use crate::registry::{LoadedComponent, Registry};
-use crate::store::HostState;
+use crate::store::{HostState, Stopped};
+use crate::trace::{self, TraceContext};
 use routes::{RouteMatch, Router};
 
 pub use server::serve;
@@ -148,18 +148,21 @@ impl HttpDispatcher {
         B: Body<Data = Bytes> + Send + 'static,
         B::Error: Into<wasmtime_wasi_http::Error>,
     {
+        let Some(http) = component.http.clone() else {
+            return Err(Failure::Instantiate(anyhow::anyhow!("component `{}` has no HTTP trigger", component.context.id)));
+        };
         let engine = self.registry.engine();
+        let trace = trace_of(req.headers());
         let mut store =
-            HostState::new_store(engine, &component.context, self.clone()).map_err(Failure::Instantiate)?;
+            HostState::new_store(engine, &component.context, self.clone(), trace).map_err(Failure::Instantiate)?;
         let incoming =
             store.data_mut().http().new_incoming_request(Scheme::Http, req).map_err(|e| Failure::Instantiate(e.into()))?;
         let (sender, receiver) = tokio::sync::oneshot::channel();
         let outparam = store.data_mut().http().new_response_outparam(sender).map_err(|e| Failure::Instantiate(e.into()))?;
         let timeout = component.context.limits.timeout;
-        let component = component.clone();
         let task = tokio::spawn(async move {
             let call = async {
-                let proxy = component.http.instantiate_async(&mut store).await.map_err(|e| Failure::Instantiate(e.into()))?;
+                let proxy = http.instantiate_async(&mut store).await.map_err(|e| Failure::Instantiate(e.into()))?;
                 proxy
                     .wasi_http_incoming_handler()
                     .call_handle(&mut store, incoming, outparam)
@@ -186,20 +189,24 @@ impl HttpDispatcher {
 }
 
 fn classify_trap(error: wasmtime::Error, store: &wasmtime::Store<HostState>) -> Failure {
-    if store.data().memory.exceeded() {
-        return Failure::MemoryExceeded { max_bytes: store.data().memory.max_bytes() };
-    }
-    match error.downcast_ref::<Trap>() {
-        Some(Trap::Interrupt) => Failure::Timeout,
-        _ => Failure::Trap(error.into()),
+    match Stopped::of(error, store) {
+        Stopped::Timeout => Failure::Timeout,
+        Stopped::MemoryExceeded { max_bytes } => Failure::MemoryExceeded { max_bytes },
+        Stopped::Trap(error) => Failure::Trap(error),
     }
 }
 
-fn root_cause(error: &anyhow::Error) -> String {
-    match error.downcast_ref::<Trap>() {
+pub(crate) fn root_cause(error: &anyhow::Error) -> String {
+    match error.downcast_ref::<wasmtime::Trap>() {
         Some(trap) => trap.to_string(),
         None => error.root_cause().to_string(),
     }
+}
+
+/// The trace this request continues (a new one when it carries none).
+fn trace_of(headers: &http::HeaderMap) -> TraceContext {
+    let header = |name: &str| headers.get(name).map(|v| v.as_bytes());
+    TraceContext::continue_from(header(trace::TRACEPARENT), header(trace::CORRELATION_REQUEST_HEADER))
 }
 
 fn chain_depth<B>(req: &Request<B>) -> u32 {
