@@ -4,6 +4,7 @@
 //! is found here, before the listener opens, and reported with the file and key at
 //! fault; once serving, a failing component only fails its own requests.
 
+use std::collections::BTreeSet;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -12,16 +13,19 @@ use std::time::Duration;
 use anyhow::{Context, Result, anyhow};
 use tokio::net::TcpListener;
 
+use crate::bus::Bus;
 use crate::capability::key_value::KeyValueStores;
+use crate::capability::messaging::PublishGrant;
 use crate::capability::outbound_http::OutboundPolicy;
 use crate::capability::variables::AppVariables;
 use crate::capability::wasi::WasiGrant;
 use crate::engine::{Engine, EngineSettings};
 use crate::manifest::{HttpRoute, Manifest};
-use crate::registry::Registry;
+use crate::registry::{Registry, TriggeredBy};
 use crate::runtime_config::RuntimeConfig;
 use crate::store::{ComponentContext, RequestLimits};
 use crate::trigger::http::{self, HttpDispatcher};
+use crate::trigger::kafka::MessageDispatcher;
 
 /// How long a stopping host waits for in-flight requests beyond their own deadlines.
 const DRAIN_GRACE: Duration = Duration::from_secs(5);
@@ -71,10 +75,21 @@ pub async fn up(options: UpOptions) -> Result<()> {
     let key_value = KeyValueStores::open(&manifest, &runtime, &state_dir).await?;
     let mut sql = crate::capability::sql::open_all(&manifest, &runtime, &state_dir).await?;
     let linker = crate::capability::linker(engine.wasmtime())?;
+    let (bus_config, delivery) = runtime.messaging(&manifest)?;
+    let bus = match uses_the_bus(&manifest) {
+        true => Some(Bus::open(&bus_config, &state_dir).await?),
+        false => None,
+    };
+    if let Some(bus) = &bus {
+        create_publish_topics(&manifest, bus);
+    }
     let mut registry = Registry::new(engine);
-    let triggered = manifest.triggered_components();
     for component in manifest.components.values() {
-        if !triggered.contains(component.id.as_str()) {
+        let triggered_by = TriggeredBy {
+            http: manifest.http_triggers.iter().any(|t| t.component == component.id),
+            kafka: manifest.kafka_triggers.iter().any(|t| t.component == component.id),
+        };
+        if !triggered_by.http && !triggered_by.kafka {
             tracing::warn!(component = %component.id, "no trigger names this component; not loaded");
             continue;
         }
@@ -99,10 +114,18 @@ pub async fn up(options: UpOptions) -> Result<()> {
                     continue;
                 }
             },
+            publish: Arc::new(PublishGrant {
+                allowed_topics: component.allowed_publish_topics.iter().cloned().collect(),
+                bus: bus.clone(),
+                timeout: delivery.publish_timeout,
+            }),
             outbound: Arc::new(outbound),
             limits: limits_of(&component.id),
         };
-        if let Err(e) = registry.load(&linker, context, &component.source) {
+        if let Some(bus) = &bus {
+            context.sql.start_relays(bus, delivery.publish_timeout);
+        }
+        if let Err(e) = registry.load(&linker, context, &component.source, triggered_by) {
             registry.mark_failed(&component.id, format!("{e:#}"));
         }
     }
@@ -111,14 +134,37 @@ pub async fn up(options: UpOptions) -> Result<()> {
         HttpDispatcher::new(&manifest, registry.clone()).map_err(|e| anyhow!("{}: {e}", manifest.path.display()))?,
     );
 
+    if let Some(bus) = &bus {
+        MessageDispatcher::new(registry.clone(), dispatcher.clone(), bus.clone(), delivery).start(&manifest.kafka_triggers);
+    }
+
     let listener =
         TcpListener::bind(options.listen).await.with_context(|| format!("cannot listen on {}", options.listen))?;
     let address = listener.local_addr()?;
-    print_routes(&manifest, &registry, address);
+    print_routes(&manifest, &registry, bus.as_ref(), address);
     let drain = runtime.request_timeout().max(largest_timeout(&manifest)) + DRAIN_GRACE;
     http::serve(listener, dispatcher, shutdown_signal(), drain).await?;
     tracing::info!("stopped");
     Ok(())
+}
+
+/// Whether anything publishes or consumes: only then is a bus opened (no file, no
+/// broker connection for an application without events).
+fn uses_the_bus(manifest: &Manifest) -> bool {
+    !manifest.kafka_triggers.is_empty() || manifest.components.values().any(|c| !c.allowed_publish_topics.is_empty())
+}
+
+/// Creates the topics components publish to, in the background: a broker that is down
+/// at start must not keep HTTP from being served.
+fn create_publish_topics(manifest: &Manifest, bus: &Bus) {
+    let topics: BTreeSet<String> =
+        manifest.components.values().flat_map(|c| c.allowed_publish_topics.iter().cloned()).collect();
+    let topics: Vec<String> = topics.into_iter().collect();
+    let bus = bus.clone();
+    tokio::spawn(async move {
+        crate::bus::retry_until_ready("creating the topics components publish to", || bus.ensure_topics(&topics))
+            .await
+    });
 }
 
 fn largest_timeout(manifest: &Manifest) -> Duration {
@@ -132,7 +178,7 @@ fn largest_timeout(manifest: &Manifest) -> Duration {
 }
 
 /// Spin's start-up banner: tests and people both read the address from it.
-fn print_routes(manifest: &Manifest, registry: &Registry, address: SocketAddr) {
+fn print_routes(manifest: &Manifest, registry: &Registry, bus: Option<&Bus>, address: SocketAddr) {
     println!("Serving http://{address}");
     println!("Available Routes:");
     let base = manifest.application.http_base.trim_end_matches('/');
@@ -145,6 +191,13 @@ fn print_routes(manifest: &Manifest, registry: &Registry, address: SocketAddr) {
             let path = if path.is_empty() { "/" } else { path };
             let down = if registry.failure(&trigger.component).is_some() { " [not running: see the log]" } else { "" };
             println!("  {}: http://{address}{base}{path}{wildcard}{down}", trigger.component);
+        }
+    }
+    if let Some(bus) = bus.filter(|_| !manifest.kafka_triggers.is_empty()) {
+        println!("Kafka Triggers ({}):", bus.describe());
+        for trigger in &manifest.kafka_triggers {
+            let down = if registry.failure(&trigger.component).is_some() { " [not running: see the log]" } else { "" };
+            println!("  {}: {} (group {}){down}", trigger.component, trigger.topics.join(", "), trigger.group);
         }
     }
 }

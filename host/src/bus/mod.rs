@@ -158,6 +158,35 @@ impl Bus {
     }
 }
 
+/// How long to wait before asking an unreachable bus again.
+const RETRY_DELAY: Duration = Duration::from_secs(2);
+
+/// Runs `attempt` until it succeeds, for start-up work that has to wait for a broker:
+/// the first failure is logged (not every retry), and so is the recovery.
+pub async fn retry_until_ready<T, F>(what: &str, mut attempt: impl FnMut() -> F) -> T
+where
+    F: Future<Output = Result<T, BusError>>,
+{
+    let mut failed = false;
+    loop {
+        match attempt().await {
+            Ok(value) => {
+                if failed {
+                    tracing::info!("{what}: done after all");
+                }
+                return value;
+            }
+            Err(e) => {
+                if !failed {
+                    tracing::warn!("{what}: {e}; retrying every {} s", RETRY_DELAY.as_secs());
+                    failed = true;
+                }
+                tokio::time::sleep(RETRY_DELAY).await;
+            }
+        }
+    }
+}
+
 /// Topic names as Kafka accepts them (both backends use the same rule, so an
 /// application moves between them unchanged): 1 to 249 of `[a-zA-Z0-9._-]`, not `.`
 /// or `..`.

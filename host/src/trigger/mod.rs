@@ -2,3 +2,4 @@
 //! into a call of a component export on a fresh instance.
 
 pub mod http;
+pub mod kafka;

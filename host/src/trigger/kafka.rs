@@ -1,0 +1,320 @@
+//! The Kafka trigger: each `[[trigger.kafka]]` is one consumer group on the bus, and
+//! every message it receives runs the component's `message-handler` export on a
+//! fresh instance.
+//!
+//! - **Order:** a partition's messages are handled one at a time, in offset order;
+//!   partitions run side by side, at most `concurrency` handlers at once across the
+//!   host. Each partition buffers a bounded number of messages, so a slow partition
+//!   holds back only itself.
+//! - **Commit after success:** a partition's offset moves past a message only once it
+//!   was handled or dead-lettered, so a crash redelivers rather than skips.
+//! - **Once:** before running the handler, the host looks for the message id in the
+//!   component's handled-message record (written in the handler's own transaction);
+//!   a redelivered message whose effects were committed is acknowledged unhandled.
+//! - **Failure:** `retry` (and a trap or timeout) runs the message again after an
+//!   exponential backoff; once the attempts are spent, or at once for `reject`, it goes
+//!   to `<topic>.dlq` with headers saying why, and the partition moves on.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::Semaphore;
+
+use crate::bindings::message_trigger::{self, Message};
+use crate::bindings::message_types::Header;
+use crate::bus::{Bus, BusError, Delivery, Outgoing, PartitionFeed, retry_until_ready};
+use crate::capability::sql::MessageInProgress;
+use crate::manifest::KafkaTrigger;
+use crate::registry::{LoadedComponent, Registry};
+use crate::runtime_config::DeliveryPolicy;
+use crate::store::{HostState, Stopped};
+use crate::trace::{self, TraceContext};
+use crate::trigger::http::{HttpDispatcher, root_cause};
+
+/// How long to wait before offering a dead letter to an unreachable bus again.
+const DEAD_LETTER_RETRY: Duration = Duration::from_secs(1);
+/// Headers a dead-lettered message gains.
+pub const DLQ_ERROR: &str = "x-estore-error";
+pub const DLQ_COMPONENT: &str = "x-estore-component";
+pub const DLQ_ATTEMPTS: &str = "x-estore-attempts";
+pub const DLQ_ORIGIN: &str = "x-estore-origin";
+
+/// Runs every Kafka trigger of the application.
+pub struct MessageDispatcher {
+    registry: Arc<Registry>,
+    http: Arc<HttpDispatcher>,
+    bus: Bus,
+    policy: DeliveryPolicy,
+    handlers: Semaphore,
+}
+
+/// What became of one delivery attempt.
+enum Outcome {
+    Handled,
+    Retry(String),
+    Reject(String),
+}
+
+impl MessageDispatcher {
+    pub fn new(registry: Arc<Registry>, http: Arc<HttpDispatcher>, bus: Bus, policy: DeliveryPolicy) -> Arc<Self> {
+        let handlers = Semaphore::new(policy.concurrency);
+        Arc::new(MessageDispatcher { registry, http, bus, policy, handlers })
+    }
+
+    /// Starts consuming for each trigger whose component is running; returns at once.
+    pub fn start(self: &Arc<Self>, triggers: &[KafkaTrigger]) {
+        for trigger in triggers {
+            let Some(component) = self.registry.get(&trigger.component) else {
+                tracing::error!(
+                    component = %trigger.component,
+                    "not consuming {} for group `{}`: the component is not running",
+                    trigger.topics.join(", "),
+                    trigger.group
+                );
+                continue;
+            };
+            tokio::spawn(self.clone().consume(component, trigger.clone()));
+        }
+    }
+
+    /// Joins the trigger's consumer group (waiting for the bus if need be) and handles
+    /// each partition it is assigned.
+    async fn consume(self: Arc<Self>, component: Arc<LoadedComponent>, trigger: KafkaTrigger) {
+        let group: Arc<str> = trigger.group.as_str().into();
+        let mut topics = trigger.topics.clone();
+        topics.extend(trigger.topics.iter().map(|topic| dead_letter_topic(topic)));
+        let what = format!("component `{}`: joining group `{group}`", trigger.component);
+        let mut subscription = retry_until_ready(&what, || async {
+            self.bus.ensure_topics(&topics).await?;
+            self.bus.subscribe(&group, &trigger.topics).await
+        })
+        .await;
+        tracing::info!(component = %trigger.component, group = %group, "consuming {}", trigger.topics.join(", "));
+        while let Some(feed) = subscription.feeds.recv().await {
+            tokio::spawn(self.clone().drain(component.clone(), group.clone(), feed));
+        }
+    }
+
+    /// Handles one partition's messages in order, committing after each.
+    async fn drain(self: Arc<Self>, component: Arc<LoadedComponent>, group: Arc<str>, mut feed: PartitionFeed) {
+        while let Some(message) = feed.messages.recv().await {
+            let next = message.offset + 1;
+            self.deliver(&component, &group, message).await;
+            if let Err(e) = feed.commit.commit(next).await {
+                // The partition was revoked or the bus is away: the message comes
+                // again, and its record keeps it from being handled twice.
+                tracing::warn!(
+                    component = %component.context.id,
+                    "cannot commit {}/{} at offset {next}: {e}",
+                    feed.topic,
+                    feed.partition
+                );
+            }
+        }
+    }
+
+    /// Runs the handler until it succeeds, or dead-letters the message.
+    async fn deliver(&self, component: &LoadedComponent, group: &Arc<str>, message: Delivery) {
+        let id = &component.context.id;
+        let message_id = message_id(&message);
+        let max_attempts = self.policy.max_attempts;
+        for attempt in 1..=max_attempts {
+            match component.context.sql.was_handled(group, &message_id).await {
+                Ok(true) => {
+                    tracing::info!(component = %id, "message {message_id} already handled by group `{group}`; acknowledged");
+                    return;
+                }
+                Ok(false) => {}
+                // The handler will meet the same database, and retry on its own terms.
+                Err(e) => tracing::warn!(component = %id, "cannot check whether {message_id} was handled: {e:?}"),
+            }
+            let outcome = {
+                let _permit = self.handlers.acquire().await;
+                self.attempt(component, group, &message, &message_id, attempt).await
+            };
+            match outcome {
+                Outcome::Handled => return,
+                Outcome::Reject(reason) => {
+                    return self.dead_letter(component, &message, &format!("rejected: {reason}"), attempt).await;
+                }
+                Outcome::Retry(reason) if attempt == max_attempts => {
+                    let reason = format!("gave up after {attempt} attempts: {reason}");
+                    return self.dead_letter(component, &message, &reason, attempt).await;
+                }
+                Outcome::Retry(reason) => {
+                    let wait = backoff(&self.policy, attempt);
+                    tracing::warn!(
+                        component = %id,
+                        "{} (attempt {attempt} of {max_attempts}) failed, retrying in {} ms: {reason}",
+                        describe(&message),
+                        wait.as_millis()
+                    );
+                    tokio::time::sleep(wait).await;
+                }
+            }
+        }
+    }
+
+    /// One run of the handler on a fresh instance.
+    async fn attempt(
+        &self,
+        component: &LoadedComponent,
+        group: &Arc<str>,
+        message: &Delivery,
+        message_id: &str,
+        attempt: u32,
+    ) -> Outcome {
+        let Some(pre) = &component.messages else {
+            return Outcome::Reject(format!("component `{}` has no message handler", component.context.id));
+        };
+        let trace = TraceContext::continue_from(message.header(trace::TRACEPARENT), message.header(trace::CORRELATION_ID));
+        let engine = self.registry.engine();
+        let mut store = match HostState::new_store(engine, &component.context, self.http.clone(), trace) {
+            Ok(store) => store,
+            Err(e) => return Outcome::Retry(format!("cannot create an instance: {e:#}")),
+        };
+        store.data_mut().message_in_progress =
+            Some(MessageInProgress { group: group.clone(), message_id: message_id.to_owned(), recorded: false });
+        let timeout = component.context.limits.timeout;
+        let call = async {
+            let instance = pre.instantiate_async(&mut store).await?;
+            instance.estore_platform_message_handler().call_handle(&mut store, &to_wit(message, attempt)).await
+        };
+        let result = match tokio::time::timeout(timeout, call).await {
+            Ok(result) => result,
+            Err(_) => return Outcome::Retry(format!("did not finish within {} ms", timeout.as_millis())),
+        };
+        match result {
+            Ok(Ok(())) => {
+                let recorded = store.data().message_in_progress.as_ref().is_some_and(|m| m.recorded);
+                if !recorded {
+                    // The handler used no transaction: record it now, so at least a
+                    // redelivery after this point is recognised.
+                    if let Err(e) = component.context.sql.record_handled(group, message_id).await {
+                        tracing::warn!(component = %component.context.id, "cannot record {message_id} as handled: {e:?}");
+                    }
+                }
+                Outcome::Handled
+            }
+            Ok(Err(message_trigger::Error::Retry(reason))) => Outcome::Retry(reason),
+            Ok(Err(message_trigger::Error::Reject(reason))) => Outcome::Reject(reason),
+            Err(error) => Outcome::Retry(match Stopped::of(error, &store) {
+                Stopped::Timeout => format!("did not finish within {} ms", timeout.as_millis()),
+                Stopped::MemoryExceeded { max_bytes } => format!("exceeded its memory limit of {} MiB", max_bytes >> 20),
+                Stopped::Trap(error) => format!("failed: {}", root_cause(&error)),
+            }),
+        }
+    }
+
+    /// Sends the message to `<topic>.dlq` with the reason; waits for the bus as long as
+    /// it takes, because moving on without it would lose the message.
+    async fn dead_letter(&self, component: &LoadedComponent, message: &Delivery, reason: &str, attempts: u32) {
+        let id = &component.context.id;
+        let mut headers = message.headers.clone();
+        headers.extend([
+            (DLQ_ERROR.to_owned(), reason.as_bytes().to_vec()),
+            (DLQ_COMPONENT.to_owned(), id.as_bytes().to_vec()),
+            (DLQ_ATTEMPTS.to_owned(), attempts.to_string().into_bytes()),
+            (DLQ_ORIGIN.to_owned(), format!("{}/{}/{}", message.topic, message.partition, message.offset).into_bytes()),
+        ]);
+        let letter = Outgoing {
+            topic: dead_letter_topic(&message.topic),
+            key: message.key.clone(),
+            payload: message.payload.clone(),
+            headers,
+        };
+        let mut warned = false;
+        loop {
+            match self.bus.publish(letter.clone(), self.policy.publish_timeout).await {
+                Ok(_) => {
+                    tracing::error!(component = %id, "{} dead-lettered to {}: {reason}", describe(message), letter.topic);
+                    return;
+                }
+                Err(BusError::Invalid(why)) => {
+                    tracing::error!(component = %id, "{} dropped, the dead-letter topic refused it ({why}): {reason}", describe(message));
+                    return;
+                }
+                Err(e) => {
+                    if !warned {
+                        tracing::warn!(component = %id, "cannot dead-letter {} yet: {e}", describe(message));
+                        warned = true;
+                    }
+                    tokio::time::sleep(DEAD_LETTER_RETRY).await;
+                }
+            }
+        }
+    }
+}
+
+/// `initial × 2^(attempt-1)`, at most `max_backoff`.
+fn backoff(policy: &DeliveryPolicy, attempt: u32) -> Duration {
+    let factor = 1u32.checked_shl(attempt.saturating_sub(1)).unwrap_or(u32::MAX);
+    policy.initial_backoff.saturating_mul(factor).min(policy.max_backoff)
+}
+
+pub fn dead_letter_topic(topic: &str) -> String {
+    format!("{topic}.dlq")
+}
+
+/// The id the publisher gave the message, or its position for messages from outside
+/// (which carry none): stable across redeliveries either way.
+fn message_id(message: &Delivery) -> String {
+    match message.header(trace::MESSAGE_ID).and_then(|v| std::str::from_utf8(v).ok()) {
+        Some(id) if !id.is_empty() => id.to_owned(),
+        _ => format!("{}/{}/{}", message.topic, message.partition, message.offset),
+    }
+}
+
+fn describe(message: &Delivery) -> String {
+    format!("message {}/{}@{}", message.topic, message.partition, message.offset)
+}
+
+fn to_wit(message: &Delivery, attempt: u32) -> Message {
+    Message {
+        topic: message.topic.clone(),
+        partition: message.partition,
+        offset: message.offset,
+        key: message.key.clone(),
+        payload: message.payload.clone(),
+        headers: message.headers.iter().map(|(name, value)| Header { name: name.clone(), value: value.clone() }).collect(),
+        timestamp_ms: message.timestamp_ms,
+        attempt,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn delivery(headers: Vec<(String, Vec<u8>)>) -> Delivery {
+        Delivery {
+            topic: "orders".into(),
+            partition: 2,
+            offset: 7,
+            key: None,
+            payload: Vec::new(),
+            headers,
+            timestamp_ms: 0,
+        }
+    }
+
+    #[test]
+    fn backoff_doubles_up_to_the_maximum() {
+        let policy = DeliveryPolicy {
+            max_attempts: 40,
+            initial_backoff: Duration::from_millis(200),
+            max_backoff: Duration::from_secs(10),
+            concurrency: 1,
+            publish_timeout: Duration::from_secs(1),
+        };
+        let waits: Vec<u128> = [1, 2, 3, 6, 7, 40].iter().map(|a| backoff(&policy, *a).as_millis()).collect();
+        assert_eq!(waits, [200, 400, 800, 6400, 10_000, 10_000]);
+    }
+
+    #[test]
+    fn message_id_comes_from_the_header_or_the_position() {
+        assert_eq!(message_id(&delivery(vec![("Message-Id".into(), b"abc".to_vec())])), "abc");
+        assert_eq!(message_id(&delivery(Vec::new())), "orders/2/7");
+        assert_eq!(message_id(&delivery(vec![("message-id".into(), Vec::new())])), "orders/2/7");
+    }
+}
