@@ -4,6 +4,8 @@
 //!   world `service`), generated here once so every component shares one copy.
 //! - [`sql`]: typed helpers over the `sql` interface, so a service reads rows into
 //!   its own structs by column name.
+//! - [`messaging`]: publishing events, and the message-handler export (feature
+//!   `handler`).
 //!
 //! Only what a component calls ends up imported: a component that never touches
 //! [`sql`] does not import `estore:platform/sql`, so it needs no `sql_databases`
@@ -22,7 +24,8 @@ pub mod bindings {
         additional_derives: [PartialEq],
     });
 
-    pub use estore::platform::sql;
+    pub use estore::platform::{message_types, publisher, sql};
 }
 
+pub mod messaging;
 pub mod sql;
