@@ -283,6 +283,34 @@ impl Kafka {
     }
 }
 
+/// One broker for every test that does not stop it, started by the first that asks.
+pub fn shared() -> &'static Kafka {
+    SHARED.get_or_init(|| {
+        let kafka = Kafka::start();
+        // Statics are never dropped: stop it when the process exits normally. (Any
+        // other way out, the watchdog stops it.)
+        unsafe extern "C" {
+            fn atexit(callback: extern "C" fn()) -> std::ffi::c_int;
+        }
+        // SAFETY: registers a plain function that catches its own panics.
+        unsafe { atexit(stop_shared) };
+        kafka
+    })
+}
+
+static SHARED: OnceLock<Kafka> = OnceLock::new();
+
+extern "C" fn stop_shared() {
+    let _ = std::panic::catch_unwind(|| {
+        let Some(kafka) = SHARED.get() else { return };
+        let server = kafka.server.try_lock().ok().and_then(|mut s| s.take());
+        if let Some(server) = server {
+            server.halt(false, STOP_TIMEOUT);
+        }
+        let _ = std::fs::remove_dir_all(&kafka.dir);
+    });
+}
+
 impl Drop for Kafka {
     fn drop(&mut self) {
         let server = self.server.get_mut().map(Option::take).unwrap_or_else(|e| e.into_inner().take());
