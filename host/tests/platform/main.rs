@@ -4,6 +4,7 @@
 mod harness;
 
 mod capabilities;
+mod compose;
 mod kafka;
 mod limits;
 mod manifest_errors;
