@@ -4,6 +4,7 @@
 mod harness;
 
 mod capabilities;
+mod compose;
 mod events;
 mod kafka;
 mod limits;
