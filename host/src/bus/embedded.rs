@@ -737,3 +737,305 @@ fn now_ms() -> i64 {
     let since_epoch = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default();
     i64::try_from(since_epoch.as_millis()).unwrap_or(i64::MAX)
 }
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+
+    use super::*;
+
+    const WAIT: Duration = Duration::from_secs(10);
+
+    async fn open(dir: &Path, partitions: u32) -> EmbeddedBus {
+        let config = EmbeddedConfig { partitions, retention: DEFAULT_RETENTION };
+        EmbeddedBus::open(&config, dir).await.expect("open the bus")
+    }
+
+    fn message(topic: &str, key: Option<&str>, payload: &str) -> Outgoing {
+        Outgoing {
+            topic: topic.into(),
+            key: key.map(|k| k.as_bytes().to_vec()),
+            payload: payload.as_bytes().to_vec(),
+            headers: vec![("message-id".into(), payload.as_bytes().to_vec())],
+        }
+    }
+
+    async fn publish(bus: &EmbeddedBus, topic: &str, key: Option<&str>, payload: &str) -> Position {
+        bus.publish(message(topic, key, payload)).await.expect("publish")
+    }
+
+    /// Every feed of a subscription, by partition.
+    async fn feeds(subscription: &mut Subscription, count: usize) -> Vec<PartitionFeed> {
+        let mut feeds = Vec::new();
+        for _ in 0..count {
+            feeds.push(tokio::time::timeout(WAIT, subscription.feeds.recv()).await.expect("a feed in time").expect("a feed"));
+        }
+        feeds.sort_by_key(|feed| (feed.topic.clone(), feed.partition));
+        feeds
+    }
+
+    async fn next(feed: &mut PartitionFeed) -> Delivery {
+        tokio::time::timeout(WAIT, feed.messages.recv()).await.expect("a message in time").expect("an open feed")
+    }
+
+    fn text(delivery: &Delivery) -> String {
+        String::from_utf8_lossy(&delivery.payload).into_owned()
+    }
+
+    #[test]
+    fn murmur2_matches_kafka() {
+        // Kafka's own vectors (UtilsTest.testMurmur2).
+        let vectors: [(&str, i32); 6] = [
+            ("21", -973932308),
+            ("foobar", -790332482),
+            ("a-little-bit-long-string", -985981536),
+            ("a-little-bit-longer-string", -1486304829),
+            ("lkjh234lh9fiuh90y23oiuhsafujhadof229phr9h19h89h8", -58897971),
+            ("abc", 479470107),
+        ];
+        for (key, hash) in vectors {
+            assert_eq!(murmur2(key.as_bytes()), hash, "murmur2({key:?})");
+        }
+    }
+
+    #[test]
+    fn keys_land_on_the_partitions_kafka_picks() {
+        // toPositive(murmur2(key)) % 4, as the Java client computes it.
+        let expected = [
+            ("21", 0),
+            ("foobar", 2),
+            ("a-little-bit-long-string", 0),
+            ("a-little-bit-longer-string", 3),
+            ("lkjh234lh9fiuh90y23oiuhsafujhadof229phr9h19h89h8", 1),
+            ("abc", 3),
+            ("", 1),
+        ];
+        for (key, partition) in expected {
+            assert_eq!(kafka_partition(key.as_bytes(), 4), partition, "partition of {key:?}");
+        }
+        assert_eq!(kafka_partition(b"foobar", 12), 6);
+        assert_eq!(kafka_partition(b"a-little-bit-longer-string", 12), 11);
+    }
+
+    #[tokio::test]
+    async fn same_key_same_partition_and_no_key_spreads() {
+        let dir = tempfile::tempdir().unwrap();
+        let bus = open(dir.path(), 4).await;
+        for i in 0..5u64 {
+            assert_eq!(publish(&bus, "orders", Some("abc"), "m").await, Position { partition: 3, offset: i });
+        }
+        assert_eq!(publish(&bus, "orders", Some("foobar"), "m").await, Position { partition: 2, offset: 0 });
+        let mut unkeyed = BTreeSet::new();
+        for _ in 0..4 {
+            unkeyed.insert(publish(&bus, "orders", None, "m").await.partition);
+        }
+        assert_eq!(unkeyed, BTreeSet::from([0, 1, 2, 3]));
+    }
+
+    #[tokio::test]
+    async fn delivers_every_partition_in_publish_order() {
+        let dir = tempfile::tempdir().unwrap();
+        let bus = open(dir.path(), 3).await;
+        let mut published: BTreeMap<u32, Vec<String>> = BTreeMap::new();
+        for i in 0..60 {
+            let payload = format!("message {i}");
+            let position = publish(&bus, "events", Some(&format!("key {}", i % 7)), &payload).await;
+            let sent = published.entry(position.partition).or_default();
+            assert_eq!(position.offset, sent.len() as u64, "dense offsets");
+            sent.push(payload);
+        }
+        let mut subscription = bus.subscribe("readers", &["events".into()]).await.unwrap();
+        for (mut feed, partition) in feeds(&mut subscription, 3).await.into_iter().zip(0..) {
+            assert_eq!((feed.topic.as_str(), feed.partition), ("events", partition));
+            for (offset, payload) in published[&partition].iter().enumerate() {
+                let delivery = next(&mut feed).await;
+                assert_eq!((delivery.offset, text(&delivery)), (offset as u64, payload.clone()));
+                assert_eq!(delivery.header("Message-Id"), Some(payload.as_bytes()));
+                assert!(delivery.key.is_some() && delivery.timestamp_ms > 0);
+            }
+        }
+    }
+
+    #[tokio::test]
+    async fn a_feed_wakes_for_a_message_published_while_it_waits() {
+        let dir = tempfile::tempdir().unwrap();
+        let bus = open(dir.path(), 1).await;
+        let mut subscription = bus.subscribe("g", &["t".into()]).await.unwrap();
+        let mut feed = feeds(&mut subscription, 1).await.remove(0);
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        publish(&bus, "t", None, "hello").await;
+        let delivery = tokio::time::timeout(FALLBACK_POLL / 4, feed.messages.recv()).await.expect("woken before the fallback poll");
+        assert_eq!(delivery.map(|d| text(&d)), Some("hello".into()));
+    }
+
+    #[tokio::test]
+    async fn concurrent_publishes_get_dense_unique_offsets() {
+        let dir = tempfile::tempdir().unwrap();
+        let bus = Arc::new(open(dir.path(), 4).await);
+        let publishers = (0..8).map(|task| {
+            let bus = bus.clone();
+            tokio::spawn(async move {
+                let mut positions = Vec::new();
+                for i in 0..50 {
+                    let key = format!("{task}-{i}");
+                    positions.push(bus.publish(message("busy", Some(&key), &key)).await.unwrap());
+                }
+                positions
+            })
+        });
+        let mut offsets: BTreeMap<u32, Vec<u64>> = BTreeMap::new();
+        for positions in try_join_all(publishers).await.unwrap() {
+            for position in positions {
+                offsets.entry(position.partition).or_default().push(position.offset);
+            }
+        }
+        assert_eq!(offsets.values().map(Vec::len).sum::<usize>(), 400);
+        for (partition, mut offsets) in offsets {
+            offsets.sort_unstable();
+            assert_eq!(offsets, (0..offsets.len() as u64).collect::<Vec<_>>(), "partition {partition}");
+        }
+    }
+
+    #[tokio::test]
+    async fn resubscribing_resumes_after_the_commit_and_redelivers_the_rest() {
+        let dir = tempfile::tempdir().unwrap();
+        let bus = open(dir.path(), 1).await;
+        for i in 0..5 {
+            publish(&bus, "jobs", None, &format!("job {i}")).await;
+        }
+        let mut subscription = bus.subscribe("workers", &["jobs".into()]).await.unwrap();
+        let mut feed = feeds(&mut subscription, 1).await.remove(0);
+        for expected in 0..3 {
+            let delivery = next(&mut feed).await;
+            assert_eq!(delivery.offset, expected);
+            if expected < 2 {
+                feed.commit.commit(delivery.offset + 1).await.unwrap();
+            }
+        }
+        // A late commit of an older offset never moves the group back.
+        feed.commit.commit(1).await.unwrap();
+        drop((feed, subscription));
+
+        let mut subscription = bus.subscribe("workers", &["jobs".into()]).await.unwrap();
+        let mut feed = feeds(&mut subscription, 1).await.remove(0);
+        let delivery = next(&mut feed).await;
+        assert_eq!((delivery.offset, text(&delivery)), (2, "job 2".into()), "the uncommitted message comes again");
+        assert_eq!(next(&mut feed).await.offset, 3);
+
+        let mut other = bus.subscribe("auditors", &["jobs".into()]).await.unwrap();
+        assert_eq!(next(&mut feeds(&mut other, 1).await[0]).await.offset, 0, "a new group starts at the earliest message");
+    }
+
+    #[tokio::test]
+    async fn a_full_partition_does_not_hold_back_the_others() {
+        let dir = tempfile::tempdir().unwrap();
+        let bus = open(dir.path(), 2).await;
+        for _ in 0..FEED_BUFFER * 4 {
+            assert_eq!(publish(&bus, "mixed", Some("21"), "stuck").await.partition, 0);
+        }
+        let mut subscription = bus.subscribe("g", &["mixed".into()]).await.unwrap();
+        let mut feeds = feeds(&mut subscription, 2).await;
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        let position = tokio::time::timeout(WAIT, bus.publish(message("mixed", Some("abc"), "free"))).await.unwrap().unwrap();
+        assert_eq!(position.partition, 1);
+        assert_eq!(text(&next(&mut feeds[1]).await), "free");
+        assert_eq!(next(&mut feeds[0]).await.offset, 0, "the full partition still delivers once read");
+    }
+
+    #[tokio::test]
+    async fn reopening_keeps_messages_offsets_and_partition_counts() {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let bus = open(dir.path(), 3).await;
+            bus.ensure_topics(&["kept".into()]).await.unwrap();
+            for i in 0..4 {
+                publish(&bus, "kept", Some("abc"), &format!("m{i}")).await;
+            }
+            let mut subscription = bus.subscribe("g", &["kept".into()]).await.unwrap();
+            let feed = feeds(&mut subscription, 3).await.into_iter().find(|f| f.partition == kafka_partition(b"abc", 3)).unwrap();
+            feed.commit.commit(2).await.unwrap();
+        }
+        let bus = open(dir.path(), 8).await;
+        let mut subscription = bus.subscribe("g", &["kept".into()]).await.unwrap();
+        let mut feeds = feeds(&mut subscription, 3).await;
+        assert!(subscription.feeds.try_recv().is_err(), "the topic keeps its 3 partitions");
+        let partition = kafka_partition(b"abc", 3);
+        let feed = &mut feeds[partition as usize];
+        assert_eq!(text(&next(feed).await), "m2");
+        assert_eq!(publish(&bus, "kept", Some("abc"), "m4").await, Position { partition, offset: 4 });
+    }
+
+    #[tokio::test]
+    async fn dropping_the_subscription_closes_its_feeds() {
+        let dir = tempfile::tempdir().unwrap();
+        let bus = open(dir.path(), 2).await;
+        publish(&bus, "t", Some("21"), "buffered").await;
+        let mut subscription = bus.subscribe("g", &["t".into()]).await.unwrap();
+        let mut feeds = feeds(&mut subscription, 2).await;
+        assert!(
+            tokio::time::timeout(Duration::from_millis(100), subscription.feeds.recv()).await.is_err(),
+            "feeds stays open while the subscription lives"
+        );
+        drop(subscription);
+        for feed in &mut feeds {
+            let closed = tokio::time::timeout(WAIT, async { while feed.messages.recv().await.is_some() {} }).await;
+            assert!(closed.is_ok(), "partition {} closed", feed.partition);
+        }
+    }
+
+    #[tokio::test]
+    async fn retention_deletes_only_what_every_group_has_handled() {
+        let dir = tempfile::tempdir().unwrap();
+        let config = EmbeddedConfig { partitions: 1, retention: Duration::ZERO };
+        let commit = async |bus: &EmbeddedBus, group: &str, next_offset: u64| {
+            let mut subscription = bus.subscribe(group, &["logs".into()]).await.unwrap();
+            feeds(&mut subscription, 1).await[0].commit.commit(next_offset).await.unwrap();
+        };
+        {
+            let bus = EmbeddedBus::open(&config, dir.path()).await.unwrap();
+            for i in 0..5 {
+                publish(&bus, "logs", None, &format!("m{i}")).await;
+            }
+            commit(&bus, "fast", 5).await;
+            commit(&bus, "slow", 3).await;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+        // Retention runs at open; a group that joins then starts at what is left.
+        let bus = EmbeddedBus::open(&config, dir.path()).await.unwrap();
+        let mut subscription = bus.subscribe("new", &["logs".into()]).await.unwrap();
+        let mut feed = feeds(&mut subscription, 1).await.remove(0);
+        assert_eq!(text(&next(&mut feed).await), "m3");
+        assert_eq!(publish(&bus, "logs", None, "m5").await.offset, 5, "offsets are never reused");
+        drop((feed, subscription, bus));
+
+        // `new` joined without committing: it holds everything it has not handled.
+        let bus = EmbeddedBus::open(&config, dir.path()).await.unwrap();
+        let mut subscription = bus.subscribe("newer", &["logs".into()]).await.unwrap();
+        assert_eq!(next(&mut feeds(&mut subscription, 1).await[0]).await.offset, 3);
+    }
+
+    #[tokio::test]
+    async fn a_failed_write_names_the_file_and_leaves_the_bus_usable() {
+        let dir = tempfile::tempdir().unwrap();
+        let bus = open(dir.path(), 1).await;
+        publish(&bus, "broken", None, "m").await;
+        sqlx::query("DELETE FROM bus_partitions WHERE topic = 'broken'").execute(&bus.readers).await.unwrap();
+        match bus.publish(message("broken", None, "m")).await {
+            Err(BusError::Other(error)) => assert!(error.contains("bus.db"), "{error}"),
+            other => panic!("expected a storage error, got {other:?}"),
+        }
+        assert_eq!(publish(&bus, "fine", None, "m").await.offset, 0);
+        let mut subscription = bus.subscribe("g", &["fine".into()]).await.unwrap();
+        let feed = feeds(&mut subscription, 1).await.remove(0);
+        assert!(matches!(feed.commit.commit(u64::MAX).await, Err(BusError::Invalid(_))));
+    }
+
+    #[tokio::test]
+    async fn invalid_names_are_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let bus = open(dir.path(), 1).await;
+        assert!(matches!(bus.publish(message("no spaces", None, "m")).await, Err(BusError::Invalid(_))));
+        assert!(matches!(bus.subscribe("", &["t".into()]).await, Err(BusError::Invalid(_))));
+        assert!(bus.describe().ends_with("bus.db"), "{}", bus.describe());
+    }
+}
