@@ -14,7 +14,7 @@ use anyhow::{Context, anyhow, bail};
 use serde::{Deserialize, Deserializer};
 
 use crate::bus::BusConfig;
-use crate::bus::embedded::EmbeddedConfig;
+use crate::bus::embedded::{DEFAULT_RETENTION, EmbeddedConfig};
 use crate::bus::kafka::KafkaConfig;
 use crate::manifest::{Manifest, join_brokers};
 
@@ -282,7 +282,7 @@ impl RuntimeConfig {
         let config = &self.messaging;
         let partitions = config.partitions.unwrap_or(DEFAULT_PARTITIONS);
         if config.backend == MessagingBackend::Embedded {
-            return Ok(BusConfig::Embedded(EmbeddedConfig { partitions }));
+            return Ok(BusConfig::Embedded(EmbeddedConfig { partitions, retention: DEFAULT_RETENTION }));
         }
         let brokers = match env_brokers.filter(|b| !b.trim().is_empty()) {
             Some(list) => Some(join_brokers(&[list]).map_err(|e| anyhow!("{BROKERS_ENV}: {e}"))?),
@@ -394,7 +394,7 @@ mod tests {
             Ok(resolved) => resolved,
             Err(e) => panic!("{e:#}"),
         };
-        assert_eq!(bus, BusConfig::Embedded(EmbeddedConfig { partitions: 4 }));
+        assert_eq!(bus, BusConfig::Embedded(EmbeddedConfig { partitions: 4, retention: DEFAULT_RETENTION }));
         assert_eq!(policy, DEFAULT_POLICY);
     }
 
@@ -453,10 +453,10 @@ mod tests {
         let app = manifest("brokers = \"manifest:9092\"\n");
         assert_eq!(
             RuntimeConfig::default().bus(&app, Some("env:9092")).ok(),
-            Some(BusConfig::Embedded(EmbeddedConfig { partitions: 4 }))
+            Some(BusConfig::Embedded(EmbeddedConfig { partitions: 4, retention: DEFAULT_RETENTION }))
         );
         let embedded = config("[messaging]\nbackend = \"embedded\"\npartitions = 2\nbrokers = \"ours:9092\"\n");
-        assert_eq!(embedded.bus(&app, None).ok(), Some(BusConfig::Embedded(EmbeddedConfig { partitions: 2 })));
+        assert_eq!(embedded.bus(&app, None).ok(), Some(BusConfig::Embedded(EmbeddedConfig { partitions: 2, retention: DEFAULT_RETENTION })));
     }
 
     #[test]
