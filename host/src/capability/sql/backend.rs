@@ -133,14 +133,7 @@ impl Backend {
     }
 
     pub async fn begin(&self, limits: SqlLimits) -> Result<Transaction, Error> {
-        timed(limits.statement_timeout, async {
-            match self {
-                Backend::Sqlite(pool) => pool.begin().await.map(Transaction::Sqlite),
-                Backend::Postgres(pool) => pool.begin().await.map(Transaction::Postgres),
-            }
-            .map_err(from_sqlx)
-        })
-        .await
+        timed(limits.statement_timeout, self.begin_unbounded()).await
     }
 
     /// Runs a migration script's statements in one transaction, naming the
@@ -157,9 +150,14 @@ impl Backend {
         tx.commit_unbounded().await.map_err(|e| (statements.len(), e))
     }
 
+    /// SQLite transactions take the write lock at `BEGIN IMMEDIATE`, waiting for it
+    /// under the busy timeout. A deferred transaction that reads and then writes
+    /// cannot wait: if another writer committed meanwhile, its snapshot is stale and
+    /// SQLite fails it at once with `SQLITE_BUSY`, which concurrent handlers would
+    /// meet constantly.
     async fn begin_unbounded(&self) -> Result<Transaction, Error> {
         match self {
-            Backend::Sqlite(pool) => pool.begin().await.map(Transaction::Sqlite),
+            Backend::Sqlite(pool) => pool.begin_with("BEGIN IMMEDIATE").await.map(Transaction::Sqlite),
             Backend::Postgres(pool) => pool.begin().await.map(Transaction::Postgres),
         }
         .map_err(from_sqlx)
