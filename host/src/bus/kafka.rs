@@ -4,6 +4,8 @@
 //! - Publishing: one idempotent producer (`enable.idempotence`, `acks=all`), keys
 //!   partitioned with `murmur2_random` as the Java client does, so an application
 //!   sharing topics with Java services puts each key in the same partition they do.
+//! - Subscribing: one consumer per subscription, each assigned partition its own
+//!   bounded feed ([`consumer`] says how, and how offsets are committed).
 //! - A broker that is down is never an error at start: librdkafka connects and
 //!   reconnects in the background; a publish that cannot complete in time reports
 //!   [`BusError::Unavailable`] with librdkafka's last error as the reason.
@@ -11,6 +13,7 @@
 //! `properties` from the config go to every client after the defaults set here, so an
 //! operator can change any of them (security, timeouts, tuning).
 
+mod consumer;
 mod logging;
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -126,8 +129,17 @@ impl KafkaBus {
         Ok(())
     }
 
-    pub async fn subscribe(&self, _group: &str, _topics: &[String]) -> Result<Subscription, BusError> {
-        Err(BusError::Other("not written yet".into()))
+    pub async fn subscribe(&self, group: &str, topics: &[String]) -> Result<Subscription, BusError> {
+        for topic in topics {
+            super::validate_topic(topic)?;
+        }
+        if topics.is_empty() {
+            return Err(BusError::Invalid(format!("consumer group `{group}` subscribes to no topic")));
+        }
+        if group.is_empty() {
+            return Err(BusError::Invalid("a consumer group needs a name".into()));
+        }
+        consumer::subscribe(&self.config, group, topics)
     }
 
     pub fn describe(&self) -> String {
