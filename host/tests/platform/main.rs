@@ -5,6 +5,7 @@ mod harness;
 
 mod capabilities;
 mod kafka;
+mod kafka_bus;
 mod limits;
 mod manifest_errors;
 mod outbound;
