@@ -1,9 +1,33 @@
-//! The Apache Kafka bus (stub: being written).
+//! The Apache Kafka bus, through rdkafka (librdkafka built from the crate's bundled
+//! sources).
+//!
+//! - Publishing: one idempotent producer (`enable.idempotence`, `acks=all`), keys
+//!   partitioned with `murmur2_random` as the Java client does, so an application
+//!   sharing topics with Java services puts each key in the same partition they do.
+//! - Subscribing: one consumer per subscription, each assigned partition its own
+//!   bounded feed ([`consumer`] says how, and how offsets are committed).
+//! - A broker that is down is never an error at start: librdkafka connects and
+//!   reconnects in the background; a publish that cannot complete in time reports
+//!   [`BusError::Unavailable`] with librdkafka's last error as the reason.
+//!
+//! `properties` from the config go to every client after the defaults set here, so an
+//! operator can change any of them (security, timeouts, tuning).
 
-use std::collections::BTreeMap;
+mod consumer;
+mod logging;
+
+use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
+use anyhow::Context;
+use rdkafka::ClientConfig;
+use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+use rdkafka::error::{KafkaError, RDKafkaErrorCode};
+use rdkafka::message::{Header, OwnedHeaders};
+use rdkafka::producer::{FutureProducer, FutureRecord};
+
 use super::{BusError, Outgoing, Position, Subscription};
+use logging::ClientLog;
 
 /// `[messaging]` settings of the Kafka backend.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -18,26 +42,200 @@ pub struct KafkaConfig {
     pub properties: BTreeMap<String, String>,
 }
 
-pub struct KafkaBus {}
+/// How long librdkafka keeps trying to deliver a message. A publish that gave up
+/// earlier (its own timeout) may still be delivered until then, which the consumers'
+/// at-least-once handling absorbs; bounded so a long outage does not pile up copies of
+/// messages their publishers already retried.
+const MESSAGE_TIMEOUT: &str = "30000";
+
+/// How long creating topics waits for the cluster before reporting it unavailable.
+const ADMIN_TIMEOUT: Duration = Duration::from_secs(15);
+
+pub struct KafkaBus {
+    config: KafkaConfig,
+    producer: FutureProducer<ClientLog>,
+    /// The producer's log, for the last error it saw.
+    producer_log: ClientLog,
+}
 
 impl KafkaBus {
-    pub fn open(_config: &KafkaConfig) -> anyhow::Result<KafkaBus> {
-        anyhow::bail!("the Kafka bus is not written yet")
+    /// Creates the producer. It connects in the background, so a broker that is down
+    /// now is not an error; an invalid property is.
+    pub fn open(config: &KafkaConfig) -> anyhow::Result<KafkaBus> {
+        let producer_log = ClientLog::new("producer");
+        let producer = client_config(
+            config,
+            &[("enable.idempotence", "true"), ("acks", "all"), ("partitioner", "murmur2_random"), ("message.timeout.ms", MESSAGE_TIMEOUT)],
+        )
+        .create_with_context(producer_log.clone())
+        .with_context(|| format!("create a Kafka producer for {}", config.brokers))?;
+        Ok(KafkaBus { config: config.clone(), producer, producer_log })
     }
 
-    pub async fn publish(&self, _message: Outgoing, _timeout: Duration) -> Result<Position, BusError> {
-        Err(BusError::Other("not written yet".into()))
+    pub async fn publish(&self, message: Outgoing, timeout: Duration) -> Result<Position, BusError> {
+        super::validate_topic(&message.topic)?;
+        let mut record = FutureRecord::<[u8], [u8]>::to(&message.topic).payload(&message.payload).headers(headers(&message.headers));
+        if let Some(key) = &message.key {
+            record = record.key(key);
+        }
+        // `send`'s own timeout only bounds waiting for room in librdkafka's queue; the
+        // delivery report can take up to `message.timeout.ms`.
+        let no_answer = || BusError::Unavailable(self.no_answer(&format!("did not acknowledge a message to `{}`", message.topic), timeout));
+        match tokio::time::timeout(timeout, self.producer.send(record, timeout)).await {
+            Ok(Ok(delivery)) => position(delivery.partition, delivery.offset),
+            Ok(Err((error, _message))) if error_code(&error).is_some_and(is_timeout) => Err(no_answer()),
+            Ok(Err((error, _message))) => Err(bus_error(&format!("publish to `{}`", message.topic), &error)),
+            Err(_elapsed) => Err(no_answer()),
+        }
     }
 
-    pub async fn ensure_topics(&self, _topics: &[String]) -> Result<(), BusError> {
-        Err(BusError::Other("not written yet".into()))
+    /// Creates the topics that do not exist yet. The admin client lives only for this
+    /// call: nothing would serve its event queue between calls, and this runs rarely
+    /// (at start).
+    pub async fn ensure_topics(&self, topics: &[String]) -> Result<(), BusError> {
+        let names: BTreeSet<&str> = topics.iter().map(String::as_str).collect();
+        for name in &names {
+            super::validate_topic(name)?;
+        }
+        if names.is_empty() {
+            return Ok(());
+        }
+        let partitions = i32::try_from(self.config.partitions)
+            .map_err(|_| BusError::Invalid(format!("{} partitions are more than Kafka allows", self.config.partitions)))?;
+        let replication = i32::from(self.config.replication_factor);
+        let new_topics: Vec<NewTopic<'_>> =
+            names.iter().map(|name| NewTopic::new(name, partitions, TopicReplication::Fixed(replication))).collect();
+        let admin: AdminClient<ClientLog> = client_config(&self.config, &[])
+            .create_with_context(ClientLog::new("admin"))
+            .map_err(|e| bus_error("create a Kafka admin client", &e))?;
+        let options = AdminOptions::new().request_timeout(Some(ADMIN_TIMEOUT)).operation_timeout(Some(ADMIN_TIMEOUT));
+        let results = admin.create_topics(&new_topics, &options).await;
+        // Dropping an admin client joins its thread and destroys the client: not on a
+        // runtime worker.
+        tokio::task::spawn_blocking(move || drop(admin));
+        let no_answer = || BusError::Unavailable(self.no_answer("did not answer a request to create topics", ADMIN_TIMEOUT));
+        let results = match results {
+            Ok(results) => results,
+            Err(error) if error_code(&error).is_some_and(is_timeout) => return Err(no_answer()),
+            Err(error) => return Err(bus_error("create topics", &error)),
+        };
+        for result in results {
+            match result {
+                Ok(_) | Err((_, RDKafkaErrorCode::TopicAlreadyExists)) => {}
+                Err((_, code)) if is_timeout(code) => return Err(no_answer()),
+                Err((name, code)) => return Err(bus_error(&format!("create topic `{name}`"), &KafkaError::AdminOp(code))),
+            }
+        }
+        Ok(())
     }
 
-    pub async fn subscribe(&self, _group: &str, _topics: &[String]) -> Result<Subscription, BusError> {
-        Err(BusError::Other("not written yet".into()))
+    pub async fn subscribe(&self, group: &str, topics: &[String]) -> Result<Subscription, BusError> {
+        for topic in topics {
+            super::validate_topic(topic)?;
+        }
+        if topics.is_empty() {
+            return Err(BusError::Invalid(format!("consumer group `{group}` subscribes to no topic")));
+        }
+        if group.is_empty() {
+            return Err(BusError::Invalid("a consumer group needs a name".into()));
+        }
+        consumer::subscribe(&self.config, group, topics)
     }
 
     pub fn describe(&self) -> String {
-        "Kafka bus".into()
+        format!("Apache Kafka at {}", self.config.brokers)
+    }
+
+    /// Why the cluster did not answer in time, with librdkafka's last complaint.
+    fn no_answer(&self, what: &str, timeout: Duration) -> String {
+        let mut reason = format!("Kafka at {} {what} within {} ms", self.config.brokers, timeout.as_millis());
+        if let Some(error) = self.producer_log.last_error() {
+            reason.push_str(&format!("; last error: {error}"));
+        }
+        reason
+    }
+}
+
+/// A client's properties: the brokers, this module's `defaults`, then the operator's
+/// properties, which win.
+fn client_config(config: &KafkaConfig, defaults: &[(&str, &str)]) -> ClientConfig {
+    let mut client = ClientConfig::new();
+    client.set("bootstrap.servers", &config.brokers);
+    for (key, value) in defaults {
+        client.set(*key, *value);
+    }
+    for (key, value) in &config.properties {
+        client.set(key, value);
+    }
+    client
+}
+
+fn headers(headers: &[(String, Vec<u8>)]) -> OwnedHeaders {
+    headers.iter().fold(OwnedHeaders::new_with_capacity(headers.len()), |all, (key, value)| all.insert(Header { key, value: Some(value) }))
+}
+
+/// The broker's answer as a [`Position`]; a negative number would be a broker bug.
+fn position(partition: i32, offset: i64) -> Result<Position, BusError> {
+    match (u32::try_from(partition), u64::try_from(offset)) {
+        (Ok(partition), Ok(offset)) => Ok(Position { partition, offset }),
+        _ => Err(BusError::Other(format!("the broker stored the message at an impossible position ({partition}, {offset})"))),
+    }
+}
+
+/// The librdkafka error code of `error`. rdkafka's own `rdkafka_error_code` leaves out
+/// the code of a failed admin operation.
+fn error_code(error: &KafkaError) -> Option<RDKafkaErrorCode> {
+    match error {
+        KafkaError::AdminOp(code) => Some(*code),
+        other => other.rdkafka_error_code(),
+    }
+}
+
+/// librdkafka gave up waiting for the cluster.
+fn is_timeout(code: RDKafkaErrorCode) -> bool {
+    matches!(code, RDKafkaErrorCode::OperationTimedOut | RDKafkaErrorCode::RequestTimedOut | RDKafkaErrorCode::MessageTimedOut)
+}
+
+/// A librdkafka error as the bus's: what the caller may retry, what it must fix.
+fn bus_error(doing: &str, error: &KafkaError) -> BusError {
+    use RDKafkaErrorCode as Code;
+    let message = format!("{doing}: {error}");
+    match error_code(error) {
+        Some(
+            Code::MessageTimedOut
+            | Code::QueueFull
+            | Code::BrokerTransportFailure
+            | Code::AllBrokersDown
+            | Code::Resolve
+            | Code::OperationTimedOut
+            | Code::RequestTimedOut
+            | Code::TimedOutQueue
+            | Code::NetworkException
+            | Code::LeaderNotAvailable
+            | Code::NotLeaderForPartition
+            | Code::BrokerNotAvailable
+            | Code::NotEnoughReplicas
+            | Code::NotEnoughReplicasAfterAppend
+            | Code::CoordinatorNotAvailable
+            | Code::CoordinatorLoadInProgress
+            | Code::NotController
+            | Code::WaitingForCoordinator,
+        ) => BusError::Unavailable(message),
+        Some(
+            Code::InvalidTopic
+            | Code::UnknownTopic
+            | Code::UnknownTopicOrPartition
+            | Code::UnknownPartition
+            | Code::MessageSizeTooLarge
+            | Code::InvalidMessageSize
+            | Code::MessageBatchTooLarge
+            | Code::InvalidMessage
+            | Code::InvalidRecord
+            | Code::InvalidPartitions
+            | Code::InvalidReplicationFactor
+            | Code::InvalidConfig
+            | Code::PolicyViolation,
+        ) => BusError::Invalid(message),
+        _ => BusError::Other(message),
     }
 }

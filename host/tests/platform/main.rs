@@ -7,6 +7,7 @@ mod capabilities;
 mod compose;
 mod events;
 mod kafka;
+mod kafka_bus;
 mod limits;
 mod manifest_errors;
 mod outbound;

@@ -1,0 +1,374 @@
+//! Consumer group membership: one librdkafka consumer per subscription, each assigned
+//! partition its own bounded feed.
+//!
+//! - **No head-of-line blocking.** When a partition is assigned, its messages are split
+//!   off the consumer queue into a queue of its own, in the rebalance callback before
+//!   librdkafka starts fetching it, and a task per partition moves them into the feed's
+//!   channel (capacity [`FEED_BUFFER`]). A full feed stalls only its task; librdkafka
+//!   stops prefetching a partition once its queue holds `queued.min.messages` (or
+//!   `queued.max.messages.kbytes`), so memory stays bounded while the others flow.
+//! - **Offsets.** `enable.auto.commit=true` with `enable.auto.offset.store=false`: a
+//!   feed's [`Commit`] stores the offset in librdkafka, which commits stored offsets to
+//!   the group every second, when partitions are revoked, and when the consumer closes.
+//!   Nothing else is ever stored, so a crash redelivers what was handled since the last
+//!   commit and never skips a message. (A broker round trip per handled message would
+//!   cap a partition at one message per round trip.)
+//! - **Revocation.** A revoked partition's task is aborted, which drops its sender and
+//!   closes the feed; its `Commit` then fails, so a slow handler cannot store an offset
+//!   for a partition another member now owns.
+//! - **A thread per subscription** polls the consumer queue: it runs the rebalance
+//!   callbacks and, once the subscription is dropped, closes the consumer (the final
+//!   commit, leaving the group), which blocks, away from the runtime's workers.
+
+use std::collections::HashMap;
+use std::ffi::CStr;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, OnceLock, PoisonError, Weak};
+use std::time::Duration;
+
+use futures::future::BoxFuture;
+use rdkafka::bindings as librdkafka;
+use rdkafka::client::ClientContext;
+use rdkafka::config::RDKafkaLogLevel;
+use rdkafka::consumer::base_consumer::PartitionQueue;
+use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerContext, Rebalance};
+use rdkafka::error::KafkaError;
+use rdkafka::message::BorrowedMessage;
+use rdkafka::{Message, Offset, TopicPartitionList};
+use tokio::runtime::Handle;
+use tokio::sync::{Notify, mpsc};
+use tokio::task::AbortHandle;
+
+use super::logging::ClientLog;
+use super::{KafkaConfig, bus_error, client_config};
+use crate::bus::{BusError, Commit, Delivery, FEED_BUFFER, PartitionFeed, Subscription};
+
+type GroupConsumer = BaseConsumer<GroupMember>;
+
+/// How long one poll of the consumer queue waits, so a dropped subscription is noticed
+/// within this.
+const POLL_INTERVAL: Duration = Duration::from_millis(100);
+
+/// New feeds waiting for the trigger to take them. When it does not, the rebalance
+/// callback waits (new partitions start later), so nothing is dropped.
+const NEW_FEEDS_BUFFER: usize = 64;
+
+/// Joins `group` for `topics`. Feeds arrive as partitions are assigned.
+pub fn subscribe(config: &KafkaConfig, group: &str, topics: &[String]) -> Result<Subscription, BusError> {
+    let runtime = Handle::try_current().map_err(|_| BusError::Other("subscribing needs a Tokio runtime".into()))?;
+    let (new_feeds, feeds) = mpsc::channel(NEW_FEEDS_BUFFER);
+    let member = GroupMember {
+        log: ClientLog::new(format!("consumer group {group}")),
+        runtime,
+        new_feeds,
+        consumer: OnceLock::new(),
+        feeds: Mutex::new(HashMap::new()),
+        opened: Mutex::new(Vec::new()),
+    };
+    let consumer: Arc<GroupConsumer> = Arc::new(
+        client_config(
+            config,
+            &[
+                ("group.id", group),
+                ("enable.auto.commit", "true"),
+                ("enable.auto.offset.store", "false"),
+                ("auto.commit.interval.ms", "1000"),
+                ("auto.offset.reset", "earliest"),
+                ("queued.min.messages", "1000"),
+                ("queued.max.messages.kbytes", "8192"),
+            ],
+        )
+        .create_with_context(member)
+        .map_err(|e| bus_error(&format!("create a Kafka consumer for group `{group}`"), &e))?,
+    );
+    // Fresh, so never set before.
+    let _ = consumer.context().consumer.set(Arc::downgrade(&consumer));
+    let topic_names: Vec<&str> = topics.iter().map(String::as_str).collect();
+    consumer.subscribe(&topic_names).map_err(|e| bus_error(&format!("subscribe group `{group}` to {topics:?}"), &e))?;
+
+    let stop = Arc::new(AtomicBool::new(false));
+    std::thread::Builder::new()
+        .name("kafka-consumer".into())
+        .spawn({
+            let stop = stop.clone();
+            move || serve(consumer, &stop)
+        })
+        .map_err(|e| BusError::Other(format!("start the consumer thread of group `{group}`: {e}")))?;
+    Ok(Subscription { feeds, _membership: Box::new(Membership { stop }) })
+}
+
+/// Held by the [`Subscription`]: dropping it tells the consumer thread to close.
+struct Membership {
+    stop: Arc<AtomicBool>,
+}
+
+impl Drop for Membership {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Release);
+    }
+}
+
+/// The consumer thread: serves the consumer queue (rebalances, errors) until the
+/// subscription is dropped, then ends the feeds and closes the consumer.
+fn serve(consumer: Arc<GroupConsumer>, stop: &AtomicBool) {
+    while !stop.load(Ordering::Acquire) {
+        poll(&consumer);
+    }
+    consumer.context().end_all_feeds();
+    close(consumer);
+}
+
+fn poll(consumer: &GroupConsumer) {
+    match consumer.poll(POLL_INTERVAL) {
+        None => {}
+        // The context logged it when librdkafka raised it.
+        Some(Err(error)) => tracing::debug!(%error, "Kafka consumer error"),
+        Some(Ok(message)) => tracing::error!(
+            topic = message.topic(),
+            partition = message.partition(),
+            offset = message.offset(),
+            "a Kafka message arrived outside its partition's feed: not delivered, not committed"
+        ),
+    }
+}
+
+/// Closes the consumer (its final commit, leaving the group) on this thread, once the
+/// aborted partition tasks have let go of it: were the last reference dropped by one
+/// of them, the close would block a runtime worker. The queue is served meanwhile.
+fn close(mut consumer: Arc<GroupConsumer>) {
+    loop {
+        match Arc::try_unwrap(consumer) {
+            Ok(consumer) => return drop(consumer),
+            Err(shared) => {
+                poll(&shared);
+                consumer = shared;
+            }
+        }
+    }
+}
+
+/// The consumer's context: librdkafka's logs, and the rebalance callbacks that open
+/// and end partition feeds.
+struct GroupMember {
+    log: ClientLog,
+    runtime: Handle,
+    new_feeds: mpsc::Sender<PartitionFeed>,
+    /// The consumer this is the context of, to split partition queues off it.
+    consumer: OnceLock<Weak<GroupConsumer>>,
+    feeds: Mutex<HashMap<(String, i32), FeedHandle>>,
+    /// Feeds opened before an assignment, handed out once it is applied.
+    opened: Mutex<Vec<PartitionFeed>>,
+}
+
+/// What ends a feed: its task, and the flag its `Commit` checks.
+struct FeedHandle {
+    task: AbortHandle,
+    revoked: Arc<AtomicBool>,
+}
+
+impl FeedHandle {
+    fn end(self) {
+        self.revoked.store(true, Ordering::Release);
+        self.task.abort();
+    }
+}
+
+impl ClientContext for GroupMember {
+    fn log(&self, level: RDKafkaLogLevel, facility: &str, message: &str) {
+        self.log.log(level, facility, message);
+    }
+
+    fn error(&self, error: KafkaError, reason: &str) {
+        self.log.error(error, reason);
+    }
+}
+
+impl ConsumerContext for GroupMember {
+    /// Runs before librdkafka applies the (un)assignment: a partition's queue must be
+    /// split off before its fetching starts, or its first messages would land on the
+    /// consumer queue.
+    fn pre_rebalance(&self, _consumer: &GroupConsumer, rebalance: &Rebalance<'_>) {
+        match rebalance {
+            Rebalance::Assign(partitions) => self.open_feeds(partitions),
+            Rebalance::Revoke(partitions) => self.end_feeds(partitions),
+            Rebalance::Error(error) => tracing::warn!(%error, "Kafka consumer group rebalance failed"),
+        }
+    }
+
+    /// Hands the new feeds out once their partitions are assigned: before, librdkafka
+    /// refuses to store their offsets.
+    fn post_rebalance(&self, _consumer: &GroupConsumer, rebalance: &Rebalance<'_>) {
+        if let Rebalance::Assign(_) = rebalance {
+            self.hand_out_feeds();
+        }
+    }
+}
+
+impl GroupMember {
+    fn open_feeds(&self, partitions: &TopicPartitionList) {
+        // Gone only while the consumer closes, when nothing is assigned any more.
+        let Some(consumer) = self.consumer.get().and_then(Weak::upgrade) else { return };
+        for element in partitions.elements() {
+            match self.open_feed(&consumer, element.topic(), element.partition()) {
+                Some(feed) => self.opened.lock().unwrap_or_else(PoisonError::into_inner).push(feed),
+                None => tracing::error!(
+                    topic = element.topic(),
+                    partition = element.partition(),
+                    "could not split off the queue of an assigned Kafka partition: it is not consumed"
+                ),
+            }
+        }
+    }
+
+    fn hand_out_feeds(&self) {
+        let opened = std::mem::take(&mut *self.opened.lock().unwrap_or_else(PoisonError::into_inner));
+        for feed in opened {
+            // Fails only when the subscription was dropped: the thread is about to close.
+            if self.new_feeds.blocking_send(feed).is_err() {
+                return;
+            }
+        }
+    }
+
+    fn open_feed(&self, consumer: &Arc<GroupConsumer>, topic: &str, partition: i32) -> Option<PartitionFeed> {
+        let feed_partition = u32::try_from(partition).ok()?;
+        let mut queue = consumer.split_partition_queue(topic, partition)?;
+        let wake = Arc::new(Notify::new());
+        queue.set_nonempty_callback({
+            let wake = wake.clone();
+            move || wake.notify_one()
+        });
+        let (sender, messages) = mpsc::channel(FEED_BUFFER);
+        let task = self.runtime.spawn(forward(queue, topic.to_owned(), wake, sender));
+        let revoked = Arc::new(AtomicBool::new(false));
+        let handle = FeedHandle { task: task.abort_handle(), revoked: revoked.clone() };
+        if let Some(previous) = self.lock_feeds().insert((topic.to_owned(), partition), handle) {
+            previous.end();
+        }
+        let commit = PartitionCommit { consumer: Arc::downgrade(consumer), topic: topic.to_owned(), partition, revoked };
+        Some(PartitionFeed { topic: topic.to_owned(), partition: feed_partition, messages, commit: Arc::new(commit) })
+    }
+
+    fn end_feeds(&self, partitions: &TopicPartitionList) {
+        let mut feeds = self.lock_feeds();
+        for element in partitions.elements() {
+            if let Some(feed) = feeds.remove(&(element.topic().to_owned(), element.partition())) {
+                feed.end();
+            }
+        }
+    }
+
+    fn end_all_feeds(&self) {
+        self.lock_feeds().drain().for_each(|(_, feed)| feed.end());
+    }
+
+    fn lock_feeds(&self) -> std::sync::MutexGuard<'_, HashMap<(String, i32), FeedHandle>> {
+        self.feeds.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+/// Moves one partition's messages into its feed, in offset order, waiting while the
+/// feed is full. Ends when the trigger drops the feed, or is aborted on revocation.
+async fn forward(queue: PartitionQueue<GroupMember>, topic: String, wake: Arc<Notify>, feed: mpsc::Sender<Delivery>) {
+    loop {
+        // The borrowed message must not live across an await: convert it first.
+        let next = match queue.poll(Duration::ZERO) {
+            None => None,
+            Some(Ok(message)) => Some(delivery(&topic, &message)),
+            // The context logged it when librdkafka raised it.
+            Some(Err(error)) => {
+                tracing::debug!(%error, topic, "Kafka partition error");
+                continue;
+            }
+        };
+        match next {
+            // librdkafka calls the nonempty callback when the queue stops being empty;
+            // a call that came before this wait left a permit, so none is missed.
+            None => wake.notified().await,
+            Some(Ok(delivery)) => {
+                if feed.send(delivery).await.is_err() {
+                    return;
+                }
+            }
+            Some(Err(reason)) => {
+                tracing::error!(topic, "an impossible Kafka message ({reason}): the partition's feed ends");
+                return;
+            }
+        }
+    }
+}
+
+fn delivery(topic: &str, message: &BorrowedMessage<'_>) -> Result<Delivery, String> {
+    let partition = message.partition();
+    let offset = message.offset();
+    Ok(Delivery {
+        topic: topic.to_owned(),
+        partition: u32::try_from(partition).map_err(|_| format!("partition {partition}"))?,
+        offset: u64::try_from(offset).map_err(|_| format!("offset {offset}"))?,
+        key: message.key().map(<[u8]>::to_vec),
+        payload: message.payload().map(<[u8]>::to_vec).unwrap_or_default(),
+        headers: headers(message),
+        timestamp_ms: message.timestamp().to_millis().and_then(|ms| u64::try_from(ms).ok()).unwrap_or_default(),
+    })
+}
+
+/// A message's headers, names decoded lossily. rdkafka's own accessor panics on a
+/// name that is not UTF-8, and names are whatever the producer sent.
+fn headers(message: &BorrowedMessage<'_>) -> Vec<(String, Vec<u8>)> {
+    let mut headers = std::ptr::null_mut();
+    let mut out = Vec::new();
+    // SAFETY: the message is valid while borrowed, and its headers with it; names and
+    // values are copied out before the borrow ends. librdkafka reports every failure
+    // as an error code, checked before any pointer it returned is read.
+    unsafe {
+        if librdkafka::rd_kafka_message_headers(message.ptr(), &mut headers) != librdkafka::rd_kafka_resp_err_t::RD_KAFKA_RESP_ERR_NO_ERROR
+        {
+            return out;
+        }
+        for index in 0..librdkafka::rd_kafka_header_cnt(headers) {
+            let (mut name, mut value, mut size) = (std::ptr::null(), std::ptr::null(), 0);
+            if librdkafka::rd_kafka_header_get_all(headers, index, &mut name, &mut value, &mut size)
+                != librdkafka::rd_kafka_resp_err_t::RD_KAFKA_RESP_ERR_NO_ERROR
+            {
+                break;
+            }
+            let value = if value.is_null() { Vec::new() } else { std::slice::from_raw_parts(value.cast::<u8>(), size).to_vec() };
+            out.push((CStr::from_ptr(name).to_string_lossy().into_owned(), value));
+        }
+    }
+    out
+}
+
+/// A feed's commit: stores the offset for librdkafka's next commit of the group.
+struct PartitionCommit {
+    /// Weak, so a feed the trigger keeps does not keep the consumer from closing.
+    consumer: Weak<GroupConsumer>,
+    topic: String,
+    partition: i32,
+    revoked: Arc<AtomicBool>,
+}
+
+impl PartitionCommit {
+    fn store(&self, next_offset: u64) -> Result<(), BusError> {
+        let partition = format!("{}/{}", self.topic, self.partition);
+        if self.revoked.load(Ordering::Acquire) {
+            return Err(BusError::Other(format!(
+                "partition {partition} is no longer assigned here; its next owner resumes after the last commit"
+            )));
+        }
+        let consumer = self.consumer.upgrade().ok_or_else(|| BusError::Other(format!("the subscription to {partition} has ended")))?;
+        let offset = i64::try_from(next_offset).map_err(|_| BusError::Invalid(format!("offset {next_offset} is out of range")))?;
+        let mut offsets = TopicPartitionList::new();
+        offsets
+            .add_partition_offset(&self.topic, self.partition, Offset::Offset(offset))
+            .map_err(|e| bus_error(&format!("commit {partition}"), &e))?;
+        // Not `store_offset`, which stores the offset after the one it is given.
+        consumer.store_offsets(&offsets).map_err(|e| bus_error(&format!("commit {partition} at {next_offset}"), &e))
+    }
+}
+
+impl Commit for PartitionCommit {
+    fn commit(&self, next_offset: u64) -> BoxFuture<'_, Result<(), BusError>> {
+        Box::pin(std::future::ready(self.store(next_offset)))
+    }
+}
