@@ -15,10 +15,11 @@
 //!   exponential backoff; once the attempts are spent, or at once for `reject`, it goes
 //!   to `<topic>.dlq` with headers saying why, and the partition moves on.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::sync::Semaphore;
+use tokio::sync::{Mutex, Semaphore};
 
 use crate::bindings::message_trigger::{self, Message};
 use crate::bindings::message_types::Header;
@@ -90,13 +91,25 @@ impl MessageDispatcher {
         })
         .await;
         tracing::info!(component = %trigger.component, group = %group, "consuming {}", trigger.topics.join(", "));
+        // A rebalance closes a partition's feed and may hand out a new one while the
+        // old one's last message is still being handled: the new feed waits its turn,
+        // so a partition never has two handlers at once.
+        let mut turns: HashMap<(String, u32), Arc<Mutex<()>>> = HashMap::new();
         while let Some(feed) = subscription.feeds.recv().await {
-            tokio::spawn(self.clone().drain(component.clone(), group.clone(), feed));
+            let turn = turns.entry((feed.topic.clone(), feed.partition)).or_default().clone();
+            tokio::spawn(self.clone().drain(component.clone(), group.clone(), feed, turn));
         }
     }
 
     /// Handles one partition's messages in order, committing after each.
-    async fn drain(self: Arc<Self>, component: Arc<LoadedComponent>, group: Arc<str>, mut feed: PartitionFeed) {
+    async fn drain(
+        self: Arc<Self>,
+        component: Arc<LoadedComponent>,
+        group: Arc<str>,
+        mut feed: PartitionFeed,
+        turn: Arc<Mutex<()>>,
+    ) {
+        let _turn = turn.lock().await;
         while let Some(message) = feed.messages.recv().await {
             let next = message.offset + 1;
             self.deliver(&component, &group, message).await;

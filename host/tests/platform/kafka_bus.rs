@@ -7,7 +7,6 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
-use std::sync::OnceLock;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -19,12 +18,6 @@ use crate::kafka::Kafka;
 const PUBLISH_TIMEOUT: Duration = Duration::from_secs(10);
 /// How long a test waits for messages: joining a group and fetching take a few seconds.
 const READ_TIMEOUT: Duration = Duration::from_secs(60);
-
-/// The broker of the tests that do not stop it.
-fn shared_kafka() -> &'static Kafka {
-    static KAFKA: OnceLock<Kafka> = OnceLock::new();
-    KAFKA.get_or_init(Kafka::start)
-}
 
 /// A topic or group name no other test uses.
 fn unique(prefix: &str) -> String {
@@ -186,7 +179,7 @@ fn assert_group_left(kafka: &Kafka, group: &str) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn ensure_topics_creates_the_missing_ones_with_the_partition_count() {
-    let kafka = shared_kafka();
+    let kafka = crate::kafka::shared();
     let bus = open_bus(kafka, 4).await;
     assert_eq!(bus.describe(), format!("Apache Kafka at {}", kafka.bootstrap()));
     let (first, second) = (unique("created"), unique("created"));
@@ -210,7 +203,7 @@ async fn ensure_topics_creates_the_missing_ones_with_the_partition_count() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_subscription_receives_everything_in_partition_order() {
-    let kafka = shared_kafka();
+    let kafka = crate::kafka::shared();
     let bus = open_bus(kafka, 3).await;
     let topic = new_topic(&bus, "ordered").await;
 
@@ -248,7 +241,7 @@ async fn a_subscription_receives_everything_in_partition_order() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn equal_keys_share_a_partition_chosen_as_the_java_client_does() {
-    let kafka = shared_kafka();
+    let kafka = crate::kafka::shared();
     let bus = open_bus(kafka, 3).await;
     let topic = new_topic(&bus, "keyed").await;
     let keys: Vec<String> = (0..12).map(|i| format!("customer-{i}")).collect();
@@ -278,7 +271,7 @@ async fn equal_keys_share_a_partition_chosen_as_the_java_client_does() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_group_resumes_after_its_last_commit() {
-    let kafka = shared_kafka();
+    let kafka = crate::kafka::shared();
     let bus = open_bus(kafka, 1).await;
     let topic = new_topic(&bus, "resume").await;
     let group = unique("group");
@@ -307,7 +300,7 @@ async fn a_group_resumes_after_its_last_commit() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn uncommitted_messages_are_delivered_again() {
-    let kafka = shared_kafka();
+    let kafka = crate::kafka::shared();
     let bus = open_bus(kafka, 2).await;
     let topic = new_topic(&bus, "redeliver").await;
     let group = unique("group");
@@ -326,7 +319,7 @@ async fn uncommitted_messages_are_delivered_again() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_unread_partition_does_not_hold_back_another() {
-    let kafka = shared_kafka();
+    let kafka = crate::kafka::shared();
     let bus = open_bus(kafka, 2).await;
     let topic = new_topic(&bus, "stall").await;
     let (slow_key, fast_key) = keys_in_different_partitions(&bus).await;
@@ -368,7 +361,7 @@ async fn assert_closes(feed: &mut PartitionFeed) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_revoked_partition_closes_its_feed_and_refuses_commits() {
-    let kafka = shared_kafka();
+    let kafka = crate::kafka::shared();
     let bus = open_bus(kafka, 2).await;
     let topic = new_topic(&bus, "revoke").await;
     let group = unique("group");
