@@ -378,3 +378,31 @@ async fn kafka_broker_restarted_mid_stream_loses_nothing() {
     assert_eq!(seen, expected, "each message once, none lost");
     assert!(!host.log().contains("panicked"));
 }
+
+/// A component named by a Kafka trigger that has no message handler does not start;
+/// the host says why and serves the rest.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_kafka_trigger_on_a_component_without_a_handler_stops_only_that_component() {
+    let app = App::new(
+        r#"
+spin_manifest_version = 2
+[application]
+name = "no-handler"
+[[trigger.http]]
+route = "/hello/..."
+component = "hello"
+[[trigger.kafka]]
+component = "plain"
+topics = ["anything"]
+[component.hello]
+source = "{wasm}/hello.wasm"
+[component.plain]
+source = "{wasm}/hello.wasm"
+"#,
+    );
+    let host = app.start();
+    host.wait_for_log(&["plain", "does not export estore:platform/message-handler"]);
+    host.wait_for_log(&["plain", "not consuming anything", "the component is not running"]);
+    let response = reqwest::get(host.url("/hello/echo")).await.expect("GET /hello/echo");
+    assert_eq!(response.status().as_u16(), 200);
+}
