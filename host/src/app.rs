@@ -122,7 +122,8 @@ pub async fn up(options: UpOptions) -> Result<()> {
             outbound: Arc::new(outbound),
             limits: limits_of(&component.id),
         };
-        if let Some(bus) = &bus {
+        // Only a component that may publish can have staged anything to relay.
+        if let Some(bus) = bus.as_ref().filter(|_| !component.allowed_publish_topics.is_empty()) {
             context.sql.start_relays(bus, delivery.publish_timeout);
         }
         if let Err(e) = registry.load(&linker, context, &component.source, triggered_by) {

@@ -13,8 +13,8 @@ wasmtime::component::bindgen!({
     },
 });
 
-pub use estore::platform::{message_types, publisher, sql};
-pub use fermyon::spin::{key_value, variables};
+pub use self::estore::platform::{message_types, publisher, sql};
+pub use self::fermyon::spin::{key_value, variables};
 
 /// The export a `[[trigger.kafka]]` calls: `estore:platform/message-handler`.
 pub mod message_trigger {
