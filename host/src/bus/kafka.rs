@@ -110,23 +110,26 @@ impl KafkaBus {
             .map_err(|e| bus_error("create a Kafka admin client", &e))?;
         let options = AdminOptions::new().request_timeout(Some(ADMIN_TIMEOUT)).operation_timeout(Some(ADMIN_TIMEOUT));
         let results = admin.create_topics(&new_topics, &options).await;
-        // Dropping an admin client joins its thread and destroys the client: not on a
-        // runtime worker.
-        tokio::task::spawn_blocking(move || drop(admin));
         let no_answer = || BusError::Unavailable(self.no_answer("did not answer a request to create topics", ADMIN_TIMEOUT));
-        let results = match results {
-            Ok(results) => results,
-            Err(error) if error_code(&error).is_some_and(is_timeout) => return Err(no_answer()),
-            Err(error) => return Err(bus_error("create topics", &error)),
+        let created = match results {
+            Ok(results) => results.into_iter().try_for_each(|result| match result {
+                Ok(_) | Err((_, RDKafkaErrorCode::TopicAlreadyExists)) => Ok(()),
+                Err((_, code)) if is_timeout(code) => Err(no_answer()),
+                Err((name, code)) => Err(bus_error(&format!("create topic `{name}`"), &KafkaError::AdminOp(code))),
+            }),
+            Err(error) if error_code(&error).is_some_and(is_timeout) => Err(no_answer()),
+            Err(error) => Err(bus_error("create topics", &error)),
         };
-        for result in results {
-            match result {
-                Ok(_) | Err((_, RDKafkaErrorCode::TopicAlreadyExists)) => {}
-                Err((_, code)) if is_timeout(code) => return Err(no_answer()),
-                Err((name, code)) => return Err(bus_error(&format!("create topic `{name}`"), &KafkaError::AdminOp(code))),
-            }
+        let names: Vec<String> = names.into_iter().map(str::to_owned).collect();
+        // Blocking metadata calls, and dropping an admin client joins its thread and
+        // destroys the client: not on a runtime worker.
+        let wait = created.is_ok();
+        let visible = tokio::task::spawn_blocking(move || wait && await_metadata(&admin, &names)).await;
+        match (created, visible) {
+            (Err(e), _) => Err(e),
+            (Ok(()), Ok(true)) => Ok(()),
+            (Ok(()), _) => Err(no_answer()),
         }
-        Ok(())
     }
 
     pub async fn subscribe(&self, group: &str, topics: &[String]) -> Result<Subscription, BusError> {
@@ -156,11 +159,37 @@ impl KafkaBus {
     }
 }
 
+/// Waits until the broker's metadata lists every topic of `names` with partitions. A
+/// topic the controller has just created reaches the brokers' metadata a moment later,
+/// and a consumer that subscribes before then would not see it until its next metadata
+/// refresh.
+fn await_metadata(admin: &AdminClient<ClientLog>, names: &[String]) -> bool {
+    let deadline = std::time::Instant::now() + ADMIN_TIMEOUT;
+    while std::time::Instant::now() < deadline {
+        if let Ok(metadata) = admin.inner().fetch_metadata(None, Duration::from_secs(5)) {
+            let known = |name: &String| {
+                metadata.topics().iter().any(|t| t.name() == name && t.error().is_none() && !t.partitions().is_empty())
+            };
+            if names.iter().all(known) {
+                return true;
+            }
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    false
+}
+
 /// A client's properties: the brokers, this module's `defaults`, then the operator's
 /// properties, which win.
 fn client_config(config: &KafkaConfig, defaults: &[(&str, &str)]) -> ClientConfig {
     let mut client = ClientConfig::new();
     client.set("bootstrap.servers", &config.brokers);
+    // librdkafka waits up to 10 s between reconnection attempts by default: a broker
+    // that is back would stay unused for that long.
+    client.set("reconnect.backoff.max.ms", "1000");
+    // Topics created after a consumer subscribed (by another host, a dead-letter topic)
+    // are seen within this time rather than librdkafka's default five minutes.
+    client.set("topic.metadata.refresh.interval.ms", "10000");
     for (key, value) in defaults {
         client.set(*key, *value);
     }

@@ -74,6 +74,9 @@ pub fn subscribe(config: &KafkaConfig, group: &str, topics: &[String]) -> Result
                 ("enable.auto.offset.store", "false"),
                 ("auto.commit.interval.ms", "1000"),
                 ("auto.offset.reset", "earliest"),
+                // A host that died gives up its partitions after this long, instead of
+                // librdkafka's 45 s; heartbeats go every 3 s.
+                ("session.timeout.ms", "10000"),
                 ("queued.min.messages", "1000"),
                 ("queued.max.messages.kbytes", "8192"),
             ],
