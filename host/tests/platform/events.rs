@@ -1,6 +1,7 @@
 //! The event bus, end to end: the eventcheck fixture publishes over HTTP and handles
 //! what arrives, on the embedded bus and on a real Apache Kafka broker started by the
-//! tests. The same suite runs on both.
+//! tests, the latter with the component's database on SQLite and on a real PostgreSQL.
+//! The same suite runs on all three.
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -17,6 +18,9 @@ use crate::kafka::Kafka;
 enum Bus {
     Embedded,
     Kafka,
+    /// Kafka, with the component's database (and so its outbox and handled-message
+    /// record) on PostgreSQL: the production setup.
+    KafkaPostgres,
 }
 
 /// How long a test waits for messages to be handled: generous, because a shared
@@ -65,16 +69,23 @@ allowed_publish_topics = ["{topic}"]
         let app = App::new(&manifest);
         let backend = match bus {
             Bus::Embedded => "backend = \"embedded\"\n".to_owned(),
-            Bus::Kafka => {
+            Bus::Kafka | Bus::KafkaPostgres => {
                 let broker = broker.unwrap_or_else(|| crate::kafka::shared());
                 format!("backend = \"kafka\"\nbrokers = \"{}\"\n", broker.bootstrap())
             }
+        };
+        let sql = match bus {
+            Bus::KafkaPostgres => {
+                let url = crate::postgres::shared().create_database(&format!("events_{}", unique.replace('-', "_")));
+                format!("[sql]\nbackend = \"postgres\"\nurl = \"{url}\"\n")
+            }
+            _ => String::new(),
         };
         let runtime_config = app.dir.path().join("runtime-config.toml");
         std::fs::write(
             &runtime_config,
             format!(
-                "[messaging]\n{backend}partitions = 4\nmax_attempts = 3\ninitial_backoff_ms = 50\n\
+                "{sql}[messaging]\n{backend}partitions = 4\nmax_attempts = 3\ninitial_backoff_ms = 50\n\
                  max_backoff_ms = 200\npublish_timeout_ms = 3000\n"
             ),
         )
@@ -117,7 +128,7 @@ async fn publish(host: &Host, app: &EventApp, key: Option<&str>, payloads: &[Str
 async fn rows(host: &Host, table: &str) -> Vec<Json> {
     let (status, body) = crate::harness::get(&host.url(&format!("/eventcheck/{table}"))).await;
     assert_eq!(status, 200, "{body}");
-    body.as_array().cloned().unwrap_or_default()
+    body.as_array().cloned().unwrap_or_else(|| panic!("not a list: {body}"))
 }
 
 /// Polls `table` until `done` holds for its rows; panics with them and the host's
@@ -305,7 +316,7 @@ async fn messages_carry_the_trace_of_what_published_them(bus: Bus) {
     assert_ne!(parent_span(&handled[0]), parent_span(&handled[1]), "each hop its own parent span");
 }
 
-macro_rules! on_both_buses {
+macro_rules! on_every_bus {
     ($($name:ident),* $(,)?) => {
         mod on_embedded {
             $(
@@ -323,10 +334,18 @@ macro_rules! on_both_buses {
                 }
             )*
         }
+        mod on_kafka_postgres {
+            $(
+                #[tokio::test(flavor = "multi_thread")]
+                async fn $name() {
+                    super::$name(super::Bus::KafkaPostgres).await
+                }
+            )*
+        }
     };
 }
 
-on_both_buses!(
+on_every_bus!(
     order_per_key,
     partitions_in_parallel,
     retry_then_success,
