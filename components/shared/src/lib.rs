@@ -4,8 +4,11 @@
 //!   world `service`), generated here once so every component shares one copy.
 //! - [`sql`]: typed helpers over the `sql` interface, so a service reads rows into
 //!   its own structs by column name.
-//! - [`messaging`]: publishing events, and the message-handler export (feature
+//! - [`messaging`]: publishing messages, and the message-handler export (feature
 //!   `handler`).
+//! - [`event`]: the envelope every event travels in, published to the topic named by
+//!   its type; with `handler`, `Message::envelope` reads one or rejects the message.
+//! - [`clock`]: Unix seconds and RFC 3339 UTC timestamps.
 //!
 //! Only what a component calls ends up imported: a component that never touches
 //! [`sql`] does not import `estore:platform/sql`, so it needs no `sql_databases`
@@ -27,5 +30,7 @@ pub mod bindings {
     pub use estore::platform::{message_types, publisher, sql};
 }
 
+pub mod clock;
+pub mod event;
 pub mod messaging;
 pub mod sql;
