@@ -8,6 +8,7 @@
 //!   `handler`).
 //! - [`event`]: the envelope every event travels in, published to the topic named by
 //!   its type; with `handler`, `Message::envelope` reads one or rejects the message.
+//! - [`money`]: integer minor units with a currency; checked arithmetic.
 //! - [`clock`]: Unix seconds and RFC 3339 UTC timestamps.
 //!
 //! Only what a component calls ends up imported: a component that never touches
@@ -33,4 +34,5 @@ pub mod bindings {
 pub mod clock;
 pub mod event;
 pub mod messaging;
+pub mod money;
 pub mod sql;
