@@ -8,6 +8,7 @@
 //!   `handler`).
 //! - [`event`]: the envelope every event travels in, published to the topic named by
 //!   its type; with `handler`, `Message::envelope` reads one or rejects the message.
+//! - [`problem`]: RFC 9457 problem details, the body of every error response.
 //! - [`money`]: integer minor units with a currency; checked arithmetic.
 //! - [`clock`]: Unix seconds and RFC 3339 UTC timestamps.
 //!
@@ -35,4 +36,5 @@ pub mod clock;
 pub mod event;
 pub mod messaging;
 pub mod money;
+pub mod problem;
 pub mod sql;
