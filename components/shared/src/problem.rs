@@ -25,11 +25,12 @@ use spin_sdk::http::{IntoResponse, Response};
 use crate::sql;
 
 /// An RFC 9457 problem: the body of every error response.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+///
+/// `type` (`about:blank`) and `title` follow from `status`, so they are written
+/// when serialising rather than stored: that keeps a `Problem` small enough to be
+/// the error of every handler's `Result`.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
 pub struct Problem {
-    #[serde(rename = "type")]
-    pub problem_type: String,
-    pub title: String,
     pub status: u16,
     pub detail: String,
     /// What is wrong with which field of the request; only for validation (400).
@@ -58,14 +59,7 @@ impl FieldError {
 impl Problem {
     /// A problem with `status`, titled by the status's name.
     pub fn new(status: u16, detail: impl Into<String>) -> Problem {
-        Problem {
-            problem_type: "about:blank".into(),
-            title: title(status).into(),
-            status,
-            detail: detail.into(),
-            errors: Vec::new(),
-            headers: Vec::new(),
-        }
+        Problem { status, detail: detail.into(), errors: Vec::new(), headers: Vec::new() }
     }
 
     /// 400: the request is malformed (not JSON, a bad query parameter).
@@ -125,6 +119,11 @@ impl Problem {
         Problem::new(500, "the request could not be completed; try again later")
     }
 
+    /// The status's name (RFC 9110): `Not Found`.
+    pub fn title(&self) -> &'static str {
+        title(self.status)
+    }
+
     /// The problem with response header `name` set to `value` (replacing one of the
     /// same name).
     pub fn with_header(mut self, name: &str, value: impl Into<String>) -> Problem {
@@ -154,6 +153,31 @@ fn title(status: u16) -> &'static str {
         504 => "Gateway Timeout",
         _ if (400..500).contains(&status) => "Client Error",
         _ => "Server Error",
+    }
+}
+
+/// The body as RFC 9457 has it: `type`, `title`, `status`, `detail` and, for
+/// validation, `errors`.
+impl Serialize for Problem {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        #[derive(Serialize)]
+        struct Body<'a> {
+            #[serde(rename = "type")]
+            problem_type: &'static str,
+            title: &'static str,
+            status: u16,
+            detail: &'a str,
+            #[serde(skip_serializing_if = "<[_]>::is_empty")]
+            errors: &'a [FieldError],
+        }
+        Body {
+            problem_type: "about:blank",
+            title: self.title(),
+            status: self.status,
+            detail: &self.detail,
+            errors: &self.errors,
+        }
+        .serialize(serializer)
     }
 }
 
@@ -252,7 +276,7 @@ mod tests {
             (Problem::new(418, "x"), 418, "Client Error"),
         ];
         for (problem, status, title) in cases {
-            assert_eq!((problem.status, problem.title.as_str()), (status, title));
+            assert_eq!((problem.status, problem.title()), (status, title));
         }
     }
 
