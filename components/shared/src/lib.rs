@@ -8,6 +8,8 @@
 //!   `handler`).
 //! - [`event`]: the envelope every event travels in, published to the topic named by
 //!   its type; with `handler`, `Message::envelope` reads one or rejects the message.
+//! - [`api`]: JSON in and out, validation, paging and path matching for HTTP
+//!   handlers.
 //! - [`problem`]: RFC 9457 problem details, the body of every error response.
 //! - [`money`]: integer minor units with a currency; checked arithmetic.
 //! - [`clock`]: Unix seconds and RFC 3339 UTC timestamps.
@@ -32,6 +34,7 @@ pub mod bindings {
     pub use estore::platform::{message_types, publisher, sql};
 }
 
+pub mod api;
 pub mod clock;
 pub mod event;
 pub mod messaging;
