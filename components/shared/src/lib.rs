@@ -10,6 +10,7 @@
 //!   its type; with `handler`, `Message::envelope` reads one or rejects the message.
 //! - [`api`]: JSON in and out, validation, paging and path matching for HTTP
 //!   handlers.
+//! - [`auth`]: signed, expiring bearer tokens, roles, and argon2id password hashes.
 //! - [`problem`]: RFC 9457 problem details, the body of every error response.
 //! - [`money`]: integer minor units with a currency; checked arithmetic.
 //! - [`clock`]: Unix seconds and RFC 3339 UTC timestamps.
@@ -35,6 +36,7 @@ pub mod bindings {
 }
 
 pub mod api;
+pub mod auth;
 pub mod clock;
 pub mod event;
 pub mod messaging;
