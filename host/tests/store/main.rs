@@ -1,0 +1,17 @@
+//! End-to-end tests of the Electronic Store: the real `estore` serving the real root
+//! `spin.toml`, with every store component built once per run by the real
+//! `estore build`, driven over HTTP on loopback as a client would.
+
+#[path = "../platform/harness.rs"]
+#[allow(dead_code)]
+mod harness;
+#[path = "../platform/kafka.rs"]
+mod kafka;
+#[path = "../platform/postgres.rs"]
+#[allow(dead_code)]
+mod postgres;
+#[path = "../platform/watched.rs"]
+#[allow(dead_code)]
+mod watched;
+
+mod support;
