@@ -15,7 +15,7 @@
 //!   exponential backoff; once the attempts are spent, or at once for `reject`, it goes
 //!   to `<topic>.dlq` with headers saying why, and the partition moves on.
 
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -31,6 +31,12 @@ use crate::runtime_config::DeliveryPolicy;
 use crate::store::{HostState, Stopped};
 use crate::trace::{self, TraceContext};
 use crate::trigger::http::{HttpDispatcher, root_cause};
+
+/// How long handled-message ids are remembered: a week, Kafka's default retention (and
+/// the embedded bus's), after which a message cannot come back.
+const HANDLED_MEMORY: Duration = Duration::from_secs(7 * 24 * 60 * 60);
+/// How often the old ids are forgotten.
+const FORGET_INTERVAL: Duration = Duration::from_secs(60 * 60);
 
 /// How long to wait before offering a dead letter to an unreachable bus again.
 const DEAD_LETTER_RETRY: Duration = Duration::from_secs(1);
@@ -74,7 +80,11 @@ impl MessageDispatcher {
                 );
                 continue;
             };
-            tokio::spawn(self.clone().consume(component, trigger.clone()));
+            tokio::spawn(self.clone().consume(component.clone(), trigger.clone()));
+        }
+        let consumers: BTreeSet<&str> = triggers.iter().map(|t| t.component.as_str()).collect();
+        for component in consumers.into_iter().filter_map(|id| self.registry.get(id)) {
+            tokio::spawn(forget_old_handled(component));
         }
     }
 
@@ -255,6 +265,19 @@ impl MessageDispatcher {
                     tokio::time::sleep(DEAD_LETTER_RETRY).await;
                 }
             }
+        }
+    }
+}
+
+/// Keeps a component's handled-message record to [`HANDLED_MEMORY`].
+async fn forget_old_handled(component: Arc<LoadedComponent>) {
+    let mut every = tokio::time::interval(FORGET_INTERVAL);
+    loop {
+        every.tick().await;
+        match component.context.sql.forget_handled(HANDLED_MEMORY).await {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(component = %component.context.id, "forgot {n} handled-message ids older than a week"),
+            Err(e) => tracing::warn!(component = %component.context.id, "cannot forget old handled-message ids: {e:?}"),
         }
     }
 }

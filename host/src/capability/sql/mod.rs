@@ -171,6 +171,22 @@ impl SqlAccess {
         Ok(false)
     }
 
+    /// Forgets the handled-message ids older than `age`, in every database of the
+    /// component, so the record does not grow forever. A message redelivered after
+    /// that long is past any bus's retention.
+    pub async fn forget_handled(&self, age: Duration) -> Result<u64, Error> {
+        let before = std::time::SystemTime::now()
+            .checked_sub(age)
+            .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+            .map_or(0, |d| d.as_millis() as i64);
+        let mut forgotten = 0;
+        for database in self.granted.values() {
+            database.ensure_ready().await?;
+            forgotten += outbox::forget_handled(&database.backend, before, database.limits).await?;
+        }
+        Ok(forgotten)
+    }
+
     /// Records a message as handled outside any transaction, in the component's first
     /// database (for handlers whose effects were not in a transaction). A component
     /// without a database has nowhere to record it, and is told so by `false`.

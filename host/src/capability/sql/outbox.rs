@@ -79,6 +79,12 @@ pub async fn record_handled(
     backend.execute(tx, &insert, params, limits).await.map(drop)
 }
 
+/// Forgets handled-message ids recorded before `before_ms` (Unix milliseconds).
+pub async fn forget_handled(backend: &Backend, before_ms: i64, limits: SqlLimits) -> Result<u64, Error> {
+    let delete = format!("DELETE FROM {HANDLED} WHERE handled_at_ms < ?");
+    backend.execute(None, &delete, vec![Value::Int64(before_ms)], limits).await
+}
+
 pub async fn was_handled(backend: &Backend, group: &str, message_id: &str, limits: SqlLimits) -> Result<bool, Error> {
     let select = format!("SELECT 1 FROM {HANDLED} WHERE consumer_group = ? AND message_id = ?");
     let params = vec![Value::Text(group.to_owned()), Value::Text(message_id.to_owned())];
@@ -170,4 +176,27 @@ fn decode_row(row: Vec<Value>) -> Result<(i64, Outgoing), String> {
 
 fn now_ms() -> i64 {
     SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const LIMITS: SqlLimits =
+        SqlLimits { statement_timeout: Duration::from_secs(5), max_rows: 1000, max_result_bytes: 1 << 20 };
+
+    #[tokio::test]
+    async fn handled_ids_are_remembered_until_forgotten() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let (backend, _) = super::super::backend::sqlite(dir.path(), "c", "default", 1, None).await.expect("open");
+        create_tables(&backend).await.expect("tables");
+        record_handled(&backend, None, "group", "m-1", LIMITS).await.expect("record");
+        record_handled(&backend, None, "group", "m-1", LIMITS).await.expect("recording twice is harmless");
+        assert!(was_handled(&backend, "group", "m-1", LIMITS).await.expect("check"));
+        assert!(!was_handled(&backend, "other-group", "m-1", LIMITS).await.expect("check"));
+
+        assert_eq!(forget_handled(&backend, now_ms() - 60_000, LIMITS).await.expect("forget"), 0, "recent ids stay");
+        assert_eq!(forget_handled(&backend, now_ms() + 1, LIMITS).await.expect("forget"), 1);
+        assert!(!was_handled(&backend, "group", "m-1", LIMITS).await.expect("check"));
+    }
 }
