@@ -135,16 +135,44 @@ pub async fn up(options: UpOptions) -> Result<()> {
         HttpDispatcher::new(&manifest, registry.clone()).map_err(|e| anyhow!("{}: {e}", manifest.path.display()))?,
     );
 
-    if let Some(bus) = &bus {
-        MessageDispatcher::new(registry.clone(), dispatcher.clone(), bus.clone(), delivery).start(&manifest.kafka_triggers);
-    }
+    let messages = bus.as_ref().map(|bus| {
+        let messages = MessageDispatcher::new(registry.clone(), dispatcher.clone(), bus.clone(), delivery);
+        messages.start(&manifest.kafka_triggers);
+        messages
+    });
 
     let listener =
         TcpListener::bind(options.listen).await.with_context(|| format!("cannot listen on {}", options.listen))?;
     let address = listener.local_addr()?;
     print_routes(&manifest, &registry, bus.as_ref(), address);
     let drain = runtime.request_timeout().max(largest_timeout(&manifest)) + DRAIN_GRACE;
-    http::serve(listener, dispatcher, shutdown_signal(), drain).await?;
+    // One signal stops both triggers; each drains what it is running meanwhile.
+    let (stop, stopping) = tokio::sync::watch::channel(false);
+    let stop = Arc::new(stop);
+    tokio::spawn({
+        let stop = stop.clone();
+        async move {
+            shutdown_signal().await;
+            stop.send_replace(true);
+        }
+    });
+    let stopped = |mut stopping: tokio::sync::watch::Receiver<bool>| async move {
+        let _ = stopping.wait_for(|stopping| *stopping).await;
+    };
+    let drain_messages = async {
+        stopped(stopping.clone()).await;
+        if let Some(messages) = &messages {
+            messages.shutdown(drain).await;
+        }
+    };
+    let serve = async {
+        let served = http::serve(listener, dispatcher, stopped(stopping.clone()), drain).await;
+        // A server that failed stops the message handlers too.
+        stop.send_replace(true);
+        served
+    };
+    let (served, ()) = tokio::join!(serve, drain_messages);
+    served?;
     tracing::info!("stopped");
     Ok(())
 }

@@ -14,12 +14,17 @@
 //! - **Failure:** `retry` (and a trap or timeout) runs the message again after an
 //!   exponential backoff; once the attempts are spent, or at once for `reject`, it goes
 //!   to `<topic>.dlq` with headers saying why, and the partition moves on.
+//! - **Stopping:** on shutdown each partition finishes the message it is handling
+//!   (a retry waiting for its backoff gives up, uncommitted, to be redelivered), commits,
+//!   and the group is left; what is not finished within the grace period is
+//!   redelivered to whoever consumes next.
 
 use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::sync::{Mutex, Semaphore};
+use tokio::sync::{Mutex, Semaphore, watch};
+use tokio::task::JoinSet;
 
 use crate::bindings::message_trigger::{self, Message};
 use crate::bindings::message_types::Header;
@@ -53,6 +58,10 @@ pub struct MessageDispatcher {
     bus: Bus,
     policy: DeliveryPolicy,
     handlers: Semaphore,
+    /// Set once the host is stopping.
+    stopping: watch::Sender<bool>,
+    /// The consumers, waited for on shutdown.
+    consumers: std::sync::Mutex<JoinSet<()>>,
 }
 
 /// What became of one delivery attempt.
@@ -62,10 +71,36 @@ enum Outcome {
     Reject(String),
 }
 
+/// Whether a message is done with (handled or dead-lettered), so its offset may be
+/// committed, or was given up because the host is stopping.
+#[derive(PartialEq)]
+enum Delivered {
+    Done,
+    Abandoned,
+}
+
 impl MessageDispatcher {
     pub fn new(registry: Arc<Registry>, http: Arc<HttpDispatcher>, bus: Bus, policy: DeliveryPolicy) -> Arc<Self> {
         let handlers = Semaphore::new(policy.concurrency);
-        Arc::new(MessageDispatcher { registry, http, bus, policy, handlers })
+        let (stopping, _) = watch::channel(false);
+        let consumers = std::sync::Mutex::new(JoinSet::new());
+        Arc::new(MessageDispatcher { registry, http, bus, policy, handlers, stopping, consumers })
+    }
+
+    /// Stops taking messages, lets the ones being handled finish and be committed, and
+    /// leaves the groups; waits at most `grace`.
+    pub async fn shutdown(&self, grace: Duration) {
+        self.stopping.send_replace(true);
+        let mut consumers = std::mem::take(&mut *self.consumers.lock().unwrap_or_else(|e| e.into_inner()));
+        let finished = tokio::time::timeout(grace, async { while consumers.join_next().await.is_some() {} }).await;
+        if finished.is_err() {
+            tracing::warn!("message handlers still running after {} s; their messages will be redelivered", grace.as_secs());
+        }
+    }
+
+    async fn stopped(&self) {
+        let mut stopping = self.stopping.subscribe();
+        let _ = stopping.wait_for(|stopping| *stopping).await;
     }
 
     /// Starts consuming for each trigger whose component is running; returns at once.
@@ -80,7 +115,8 @@ impl MessageDispatcher {
                 );
                 continue;
             };
-            tokio::spawn(self.clone().consume(component.clone(), trigger.clone()));
+            let consume = self.clone().consume(component.clone(), trigger.clone());
+            self.consumers.lock().unwrap_or_else(|e| e.into_inner()).spawn(consume);
         }
         let consumers: BTreeSet<&str> = triggers.iter().map(|t| t.component.as_str()).collect();
         for component in consumers.into_iter().filter_map(|id| self.registry.get(id)) {
@@ -95,20 +131,33 @@ impl MessageDispatcher {
         let mut topics = trigger.topics.clone();
         topics.extend(trigger.topics.iter().map(|topic| dead_letter_topic(topic)));
         let what = format!("component `{}`: joining group `{group}`", trigger.component);
-        let mut subscription = retry_until_ready(&what, || async {
+        let joining = retry_until_ready(&what, || async {
             self.bus.ensure_topics(&topics).await?;
             self.bus.subscribe(&group, &trigger.topics).await
-        })
-        .await;
+        });
+        let mut subscription = tokio::select! {
+            subscription = joining => subscription,
+            () = self.stopped() => return,
+        };
         tracing::info!(component = %trigger.component, group = %group, "consuming {}", trigger.topics.join(", "));
         // A rebalance closes a partition's feed and may hand out a new one while the
         // old one's last message is still being handled: the new feed waits its turn,
         // so a partition never has two handlers at once.
         let mut turns: HashMap<(String, u32), Arc<Mutex<()>>> = HashMap::new();
-        while let Some(feed) = subscription.feeds.recv().await {
+        let mut partitions = JoinSet::new();
+        loop {
+            let feed = tokio::select! {
+                feed = subscription.feeds.recv() => feed,
+                () = self.stopped() => break,
+            };
+            let Some(feed) = feed else { break };
             let turn = turns.entry((feed.topic.clone(), feed.partition)).or_default().clone();
-            tokio::spawn(self.clone().drain(component.clone(), group.clone(), feed, turn));
+            partitions.spawn(self.clone().drain(component.clone(), group.clone(), feed, turn));
         }
+        // The subscription (and with it the group membership) outlives the partitions'
+        // last commits.
+        while partitions.join_next().await.is_some() {}
+        drop(subscription);
     }
 
     /// Handles one partition's messages in order, committing after each.
@@ -120,9 +169,17 @@ impl MessageDispatcher {
         turn: Arc<Mutex<()>>,
     ) {
         let _turn = turn.lock().await;
-        while let Some(message) = feed.messages.recv().await {
+        loop {
+            let message = tokio::select! {
+                biased;
+                () = self.stopped() => break,
+                message = feed.messages.recv() => message,
+            };
+            let Some(message) = message else { break };
             let next = message.offset + 1;
-            self.deliver(&component, &group, message).await;
+            if self.deliver(&component, &group, message).await == Delivered::Abandoned {
+                break;
+            }
             if let Err(e) = feed.commit.commit(next).await {
                 // The partition was revoked or the bus is away: the message comes
                 // again, and its record keeps it from being handled twice.
@@ -137,7 +194,7 @@ impl MessageDispatcher {
     }
 
     /// Runs the handler until it succeeds, or dead-letters the message.
-    async fn deliver(&self, component: &LoadedComponent, group: &Arc<str>, message: Delivery) {
+    async fn deliver(&self, component: &LoadedComponent, group: &Arc<str>, message: Delivery) -> Delivered {
         let id = &component.context.id;
         let message_id = message_id(&message);
         let max_attempts = self.policy.max_attempts;
@@ -145,7 +202,7 @@ impl MessageDispatcher {
             match component.context.sql.was_handled(group, &message_id).await {
                 Ok(true) => {
                     tracing::info!(component = %id, "message {message_id} already handled by group `{group}`; acknowledged");
-                    return;
+                    return Delivered::Done;
                 }
                 Ok(false) => {}
                 // The handler will meet the same database, and retry on its own terms.
@@ -156,7 +213,7 @@ impl MessageDispatcher {
                 self.attempt(component, group, &message, &message_id, attempt).await
             };
             match outcome {
-                Outcome::Handled => return,
+                Outcome::Handled => return Delivered::Done,
                 Outcome::Reject(reason) => {
                     return self.dead_letter(component, &message, &format!("rejected: {reason}"), attempt).await;
                 }
@@ -172,10 +229,15 @@ impl MessageDispatcher {
                         describe(&message),
                         wait.as_millis()
                     );
-                    tokio::time::sleep(wait).await;
+                    tokio::select! {
+                        () = tokio::time::sleep(wait) => {}
+                        () = self.stopped() => return Delivered::Abandoned,
+                    }
                 }
             }
         }
+        // The last attempt always ends in Handled or a dead letter.
+        Delivered::Done
     }
 
     /// One run of the handler on a fresh instance.
@@ -231,7 +293,7 @@ impl MessageDispatcher {
 
     /// Sends the message to `<topic>.dlq` with the reason; waits for the bus as long as
     /// it takes, because moving on without it would lose the message.
-    async fn dead_letter(&self, component: &LoadedComponent, message: &Delivery, reason: &str, attempts: u32) {
+    async fn dead_letter(&self, component: &LoadedComponent, message: &Delivery, reason: &str, attempts: u32) -> Delivered {
         let id = &component.context.id;
         let mut headers = message.headers.clone();
         headers.extend([
@@ -251,18 +313,21 @@ impl MessageDispatcher {
             match self.bus.publish(letter.clone(), self.policy.publish_timeout).await {
                 Ok(_) => {
                     tracing::error!(component = %id, "{} dead-lettered to {}: {reason}", describe(message), letter.topic);
-                    return;
+                    return Delivered::Done;
                 }
                 Err(BusError::Invalid(why)) => {
                     tracing::error!(component = %id, "{} dropped, the dead-letter topic refused it ({why}): {reason}", describe(message));
-                    return;
+                    return Delivered::Done;
                 }
                 Err(e) => {
                     if !warned {
                         tracing::warn!(component = %id, "cannot dead-letter {} yet: {e}", describe(message));
                         warned = true;
                     }
-                    tokio::time::sleep(DEAD_LETTER_RETRY).await;
+                    tokio::select! {
+                        () = tokio::time::sleep(DEAD_LETTER_RETRY) => {}
+                        () = self.stopped() => return Delivered::Abandoned,
+                    }
                 }
             }
         }

@@ -263,6 +263,23 @@ async fn a_host_killed_mid_stream_skips_and_repeats_nothing(bus: Bus) {
     assert!(counts.values().all(|n| *n == 1), "a message handled twice: {counts:?}");
 }
 
+async fn stopping_finishes_the_message_being_handled(bus: Bus) {
+    let app = EventApp::new(bus);
+    let mut host = app.start();
+    publish(&host, &app, Some("k"), &[command(1, "slow:1500"), command(2, "ok")], "direct").await;
+    host.wait_for_log(&["handling 1"]);
+    let status = host.terminate();
+    assert!(status.success(), "estore exited with {status}; log:\n{}", host.log());
+    let stopped_at = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis()).unwrap_or(0);
+    drop(host);
+    let host = app.start();
+    let handled = rows(&host, "handled").await;
+    let slow = handled.iter().find(|r| r["seq"] == 1).unwrap_or_else(|| panic!("not finished before the exit: {handled:#?}"));
+    assert!(slow["finished_ms"].as_u64().unwrap_or(u64::MAX) as u128 <= stopped_at, "{slow}");
+    let handled = wait_for(&host, "handled", "the next message", |rows| rows.len() >= 2).await;
+    assert_eq!(seqs(&handled), [1, 2], "each once, in order");
+}
+
 async fn outbox_publishes_on_commit_only(bus: Bus) {
     let app = EventApp::new(bus);
     let host = app.start();
@@ -353,6 +370,7 @@ on_every_bus!(
     reject_goes_to_the_dead_letter_topic_at_once,
     a_payload_that_is_not_json_is_dead_lettered,
     a_host_killed_mid_stream_skips_and_repeats_nothing,
+    stopping_finishes_the_message_being_handled,
     outbox_publishes_on_commit_only,
     a_redelivered_message_is_not_handled_twice,
     publishing_is_limited_to_the_allowed_topics,
