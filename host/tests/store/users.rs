@@ -284,3 +284,70 @@ async fn on_kafka_postgres_register_login_and_throttle() {
     register_answers_the_user_without_secrets(Backends::KafkaPostgres).await;
     login_failures_are_401_then_429(Backends::KafkaPostgres).await;
 }
+
+/// Every change to an account reaches the broker, keyed by the user id, in the
+/// shared envelope, and never with the password.
+#[tokio::test(flavor = "multi_thread")]
+async fn on_kafka_postgres_changes_are_published_keyed_by_user() {
+    let store = Store::new(Backends::KafkaPostgres);
+    let host = store.start();
+    let client = Client::new(&host);
+    let mut body = registration("hugo");
+    body["email"] = json!(format!("hugo-{}@example.com", std::process::id()));
+    let email = body["email"].as_str().unwrap_or_default().to_owned();
+    let answer = client.post("/api/users", body).await;
+    assert_eq!(answer.status, 201, "{answer:?}");
+    let id = answer.body["id"].as_str().unwrap_or_default().to_owned();
+    let hugo = client.login(&email, "correct horse battery").await;
+    assert_eq!(hugo.patch("/api/users/me", json!({"last_name": "Ball"})).await.status, 200);
+    assert_eq!(hugo.delete("/api/users/me").await.status, 204);
+
+    let events = user_events_keyed(&id).await;
+    let of_type = |event_type: &str| events.iter().filter(|e| e["type"] == event_type).collect::<Vec<_>>();
+    let registered = of_type("user.registered");
+    assert_eq!(registered.len(), 1, "{events:?}");
+    let event = registered[0];
+    assert_eq!(event["correlation_id"], id.as_str());
+    assert_eq!(event["data"]["user_id"], id.as_str());
+    assert_eq!(event["data"]["email"], email.as_str());
+    assert_eq!(event["data"]["sms_opt_in"], false);
+    assert!(!event.to_string().contains("password"), "{event}");
+    let updated = of_type("user.updated");
+    assert_eq!(updated.iter().map(|e| &e["data"]["last_name"]).collect::<Vec<_>>(), [&json!("Ball")]);
+    let deleted = of_type("user.deleted");
+    assert_eq!(deleted.iter().map(|e| &e["data"]).collect::<Vec<_>>(), [&json!({"user_id": id})]);
+}
+
+/// The envelopes on the `user.*` topics keyed by `key`, read from the shared broker
+/// by a new consumer until it has been idle for 10 s (other tests publish there too).
+async fn user_events_keyed(key: &str) -> Vec<Json> {
+    let key = key.to_owned();
+    tokio::task::spawn_blocking(move || {
+        let args = [
+            "--include",
+            "user\\..*",
+            "--from-beginning",
+            "--timeout-ms",
+            "10000",
+            "--property",
+            "print.key=true",
+            "--property",
+            "key.separator=\t",
+        ];
+        let out = crate::kafka::shared()
+            .try_tool(
+                "org.apache.kafka.tools.consumer.ConsoleConsumer",
+                &args,
+                None,
+                std::time::Duration::from_secs(90),
+            )
+            .unwrap_or_else(|e| panic!("reading the user.* topics: {e}"));
+        out.lines()
+            .filter_map(|line| line.split_once('\t'))
+            .filter(|(k, _)| *k == key)
+            .filter_map(|(_, value)| serde_json::from_str(value).ok())
+            .collect()
+    })
+    .await
+    .expect("the consumer thread")
+}
