@@ -5,7 +5,7 @@ use estore_shared::api::PageRequest;
 use estore_shared::auth::Role;
 use estore_shared::clock;
 use estore_shared::params;
-use estore_shared::sql::{Database, Error, FromRow, Row};
+use estore_shared::sql::{Database, Error, FromRow, Row, Value};
 use serde::{Serialize, Serializer};
 
 /// A user as every endpoint answers it: the profile's fields beside the id.
@@ -139,23 +139,14 @@ pub fn insert(db: &Database, account: &Account) -> Result<bool, Error> {
     Ok(inserted == 1)
 }
 
-/// Writes what a user may change about their account; returns whether it exists.
-pub fn update(db: &Database, account: &Account) -> Result<bool, Error> {
-    let user = &account.user;
-    let updated = db.execute(
-        "UPDATE users SET password_hash = ?, first_name = ?, last_name = ?, phone = ?, sms_opt_in = ?, \
-         marketing_opt_in = ?, updated_at = ? WHERE id = ?",
-        params![
-            account.password_hash.as_str(),
-            user.profile.first_name.as_str(),
-            user.profile.last_name.as_str(),
-            user.profile.phone.clone(),
-            user.profile.sms_opt_in,
-            user.profile.marketing_opt_in,
-            user.updated_at,
-            user.id.as_str(),
-        ],
-    )?;
+/// Sets the given columns of the user's row, and nothing else, so that concurrent
+/// changes to other fields are kept; returns whether the user exists. The column
+/// names come from the service's code, never from a request.
+pub fn update(db: &Database, id: &str, columns: Vec<(&'static str, Value)>) -> Result<bool, Error> {
+    let assignments: Vec<String> = columns.iter().map(|(column, _)| format!("{column} = ?")).collect();
+    let mut values: Vec<Value> = columns.into_iter().map(|(_, value)| value).collect();
+    values.push(id.into());
+    let updated = db.execute(&format!("UPDATE users SET {} WHERE id = ?", assignments.join(", ")), &values)?;
     Ok(updated == 1)
 }
 

@@ -14,7 +14,7 @@ use estore_shared::auth::{self, Claims, Role, hash_password, verify_password};
 use estore_shared::clock;
 use estore_shared::event::{Envelope, publish_event};
 use estore_shared::problem::{FieldError, Problem};
-use estore_shared::sql::Database;
+use estore_shared::sql::{Database, Value};
 use serde::{Deserialize, Deserializer, Serialize};
 use spin_sdk::http::{Method, Request, Response};
 use spin_sdk::http_component;
@@ -250,35 +250,41 @@ fn update_me(req: &Request, db: &Database) -> Result<Response, Problem> {
     }
     validator.finish()?;
 
-    let mut account = existing(db, &caller.sub)?;
-    if let Some(password) = &changes.password {
-        let current = changes.current_password.as_deref().unwrap_or_default();
-        if !verify_password(current, &account.password_hash) {
-            return Err(Problem::invalid(vec![FieldError::new("current_password", "is not the current password")]));
-        }
-        account.password_hash = hash_password(password);
-    }
-    let profile = &mut account.user.profile;
+    let mut columns: Vec<(&'static str, Value)> = Vec::new();
     if let Some(first_name) = &changes.first_name {
-        profile.first_name = first_name.trim().to_owned();
+        columns.push(("first_name", first_name.trim().into()));
     }
     if let Some(last_name) = &changes.last_name {
-        profile.last_name = last_name.trim().to_owned();
+        columns.push(("last_name", last_name.trim().into()));
     }
     if let Some(phone) = phone {
-        profile.phone = phone.map(str::to_owned);
+        columns.push(("phone", phone.map(str::to_owned).into()));
     }
-    profile.sms_opt_in = changes.sms_opt_in.unwrap_or(profile.sms_opt_in);
-    profile.marketing_opt_in = changes.marketing_opt_in.unwrap_or(profile.marketing_opt_in);
-    account.user.updated_at = clock::now_unix();
+    if let Some(sms_opt_in) = changes.sms_opt_in {
+        columns.push(("sms_opt_in", sms_opt_in.into()));
+    }
+    if let Some(marketing_opt_in) = changes.marketing_opt_in {
+        columns.push(("marketing_opt_in", marketing_opt_in.into()));
+    }
+    if let Some(password) = &changes.password {
+        let current = changes.current_password.as_deref().unwrap_or_default();
+        if !verify_password(current, &existing(db, &caller.sub)?.password_hash) {
+            return Err(Problem::invalid(vec![FieldError::new("current_password", "is not the current password")]));
+        }
+        // Hashed before the transaction: argon2 takes a while, and would hold it open.
+        columns.push(("password_hash", hash_password(password).into()));
+    }
+    columns.push(("updated_at", clock::now_unix().into()));
 
-    db.transaction(|tx| {
-        if !account::update(tx, &account)? {
+    let user = db.transaction(|tx| {
+        if !account::update(tx, &caller.sub, columns)? {
             return Err(no_such_user());
         }
-        publish_user_event("user.updated", &account.user.id, UserData::from(&account.user))
+        let user = existing(tx, &caller.sub)?.user;
+        publish_user_event("user.updated", &user.id, UserData::from(&user))?;
+        Ok(user)
     })?;
-    Ok(api::json(200, &account.user))
+    Ok(api::json(200, &user))
 }
 
 fn delete_me(req: &Request, db: &Database) -> Result<Response, Problem> {
