@@ -19,7 +19,9 @@ fn handle(req: Request) -> Response {
                 "name": "electronic-store",
                 "description": "An electronic store built from WebAssembly components",
                 // Filled in as the store services arrive.
-                "services": [],
+                "services": [
+                    {"name": "users", "paths": ["/api/users", "/api/users/me", "/api/users/{id}", "/api/auth/login"]},
+                ],
             }),
         ),
         method => {

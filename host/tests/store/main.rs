@@ -15,3 +15,4 @@ mod postgres;
 mod watched;
 
 mod support;
+mod users;
