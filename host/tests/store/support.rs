@@ -42,7 +42,9 @@ pub fn build_store() {
     });
 }
 
-/// One store instance's folder: its state dir and runtime config.
+/// One store instance's folder: its state dir and runtime config. Keep it alive as
+/// long as the host it starts (`let store = Store::new(..); let host = store.start();`):
+/// dropping it deletes the state dir under the running host.
 pub struct Store {
     dir: tempfile::TempDir,
     runtime_config: PathBuf,
