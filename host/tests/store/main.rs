@@ -15,3 +15,5 @@ mod postgres;
 mod watched;
 
 mod support;
+
+mod catalog;
