@@ -17,3 +17,4 @@ mod watched;
 mod support;
 
 mod catalog;
+mod inventory;
