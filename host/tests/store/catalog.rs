@@ -66,7 +66,17 @@ async fn the_demo_catalog_is_there_with_money_in_minor_units() {
 
 #[tokio::test]
 async fn search_filters_sorts_and_pages() {
-    let host = Store::new(Backends::Embedded).start();
+    search_checks(Backends::Embedded).await;
+}
+
+/// The same SQL on PostgreSQL (LIKE with ESCAPE, LOWER, booleans).
+#[tokio::test]
+async fn search_filters_sorts_and_pages_on_postgres() {
+    search_checks(Backends::KafkaPostgres).await;
+}
+
+async fn search_checks(backends: Backends) {
+    let host = Store::new(backends).start();
     let client = Client::new(&host);
     let search = async |query: &str| {
         let answer = client.get(&format!("/api/products?{query}")).await;
