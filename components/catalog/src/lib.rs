@@ -125,11 +125,14 @@ fn update_category(req: &Request, id: i64) -> Result<Response, Problem> {
 fn delete_category(req: &Request, id: i64) -> Result<Response, Problem> {
     require_admin(req)?;
     write(|tx| {
-        let used: i64 = tx.query("SELECT COUNT(*) AS n FROM products WHERE category_id = ?", params![id])?
+        let used: i64 = tx
+            .query("SELECT COUNT(*) AS n FROM products WHERE category_id = ?", params![id])?
             .get(0)
             .map_or(Ok(0), |row| row.get("n"))?;
         if used > 0 {
-            return Err(Problem::conflict(format!("category {id} still has {used} products; move or delete them first")));
+            return Err(Problem::conflict(format!(
+                "category {id} still has {used} products; move or delete them first"
+            )));
         }
         if tx.execute("DELETE FROM categories WHERE id = ?", params![id])? == 0 {
             return Err(no_category(id));

@@ -43,7 +43,11 @@ struct Stock {
 
 impl FromRow for Stock {
     fn from_row(row: &Row<'_>) -> Result<Self, Error> {
-        Ok(Stock { product_id: row.get("product_id")?, available: row.get("available")?, reserved: row.get("reserved")? })
+        Ok(Stock {
+            product_id: row.get("product_id")?,
+            available: row.get("available")?,
+            reserved: row.get("reserved")?,
+        })
     }
 }
 
@@ -179,7 +183,10 @@ fn reserve(tx: &Database, placed: &Envelope<Order>) -> Result<(), HandleError> {
                     params![line.quantity, line.quantity, line.product_id, line.quantity],
                 )?;
                 if taken == 0 {
-                    return Err(HandleError::Retry(format!("the stock of product {} changed meanwhile", line.product_id)));
+                    return Err(HandleError::Retry(format!(
+                        "the stock of product {} changed meanwhile",
+                        line.product_id
+                    )));
                 }
                 tx.execute(
                     "INSERT INTO reservation_items (order_id, product_id, quantity) VALUES (?, ?, ?)",

@@ -30,13 +30,20 @@ pub fn plan(
     for (product_id, quantity) in items {
         *wanted.entry(product_id).or_default() += i64::from(quantity);
     }
-    let lines: Vec<Line> =
-        wanted.into_iter().filter(|(_, q)| *q > 0).map(|(product_id, quantity)| Line { product_id, quantity }).collect();
+    let lines: Vec<Line> = wanted
+        .into_iter()
+        .filter(|(_, q)| *q > 0)
+        .map(|(product_id, quantity)| Line { product_id, quantity })
+        .collect();
     let shortages: Vec<Shortage> = lines
         .iter()
         .filter_map(|line| {
             let have = available.get(&line.product_id).copied().unwrap_or(0);
-            (have < line.quantity).then_some(Shortage { product_id: line.product_id, requested: line.quantity, available: have })
+            (have < line.quantity).then_some(Shortage {
+                product_id: line.product_id,
+                requested: line.quantity,
+                available: have,
+            })
         })
         .collect();
     if shortages.is_empty() { Ok(lines) } else { Err(shortages) }
@@ -61,10 +68,7 @@ mod tests {
     #[test]
     fn lines_of_one_product_add_up() {
         assert_eq!(plan([(1, 3), (1, 2)], &stock()), Ok(vec![Line { product_id: 1, quantity: 5 }]));
-        assert_eq!(
-            plan([(1, 3), (1, 3)], &stock()),
-            Err(vec![Shortage { product_id: 1, requested: 6, available: 5 }])
-        );
+        assert_eq!(plan([(1, 3), (1, 3)], &stock()), Err(vec![Shortage { product_id: 1, requested: 6, available: 5 }]));
     }
 
     #[test]

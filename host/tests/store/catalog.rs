@@ -39,7 +39,8 @@ async fn the_demo_catalog_is_there_with_money_in_minor_units() {
 
     let categories = client.get("/api/categories").await;
     assert_eq!(categories.status, 200, "{categories:?}");
-    let names: Vec<&str> = categories.body.as_array().expect("a list").iter().map(|c| c["name"].as_str().unwrap()).collect();
+    let names: Vec<&str> =
+        categories.body.as_array().expect("a list").iter().map(|c| c["name"].as_str().unwrap()).collect();
     assert_eq!(names, ["Accessories", "Audio", "Laptops", "Smartphones"]);
     assert_eq!(client.get("/api/categories/3").await.body["name"], "Audio");
 
@@ -152,12 +153,20 @@ async fn only_admins_write_and_writes_are_checked() {
     assert_eq!(admin.delete("/api/categories/1").await.status, 409, "Laptops still has products");
 
     // Products: validation names every field; money is never a float.
-    let float = admin.post("/api/products", json!({"sku": "K-1", "name": "K", "brand": "B", "category_id": 5,
-        "price": {"amount": 129.99, "currency": "EUR"}})).await;
+    let float = admin
+        .post(
+            "/api/products",
+            json!({"sku": "K-1", "name": "K", "brand": "B", "category_id": 5,
+        "price": {"amount": 129.99, "currency": "EUR"}}),
+        )
+        .await;
     assert_eq!((float.status, fields(&float.body)), (400, vec!["price.amount"]), "{float:?}");
     let invalid = admin
-        .post("/api/products", json!({"sku": "", "name": "", "brand": "", "category_id": 0,
-            "price": {"amount": 0, "currency": "USD"}}))
+        .post(
+            "/api/products",
+            json!({"sku": "", "name": "", "brand": "", "category_id": 0,
+            "price": {"amount": 0, "currency": "USD"}}),
+        )
         .await;
     assert_eq!(fields(&invalid.body), ["sku", "name", "brand", "category_id", "price.amount", "price.currency"]);
     let unknown = admin.post("/api/products", new_product("K-1", 42, 14999)).await;
