@@ -22,7 +22,7 @@ use estore_shared::event::{Envelope, publish_event};
 use estore_shared::messaging::handler::{HandleError, Message, MessageHandler};
 use estore_shared::params;
 use estore_shared::problem::{FieldError, Problem};
-use estore_shared::sql::Database;
+use estore_shared::sql::{Database, Error, Value};
 
 use categories::{Category, CategoryInput};
 use products::{Product, ProductChanged, ProductDeleted, ProductInput, Search};
@@ -125,10 +125,7 @@ fn update_category(req: &Request, id: i64) -> Result<Response, Problem> {
 fn delete_category(req: &Request, id: i64) -> Result<Response, Problem> {
     require_admin(req)?;
     write(|tx| {
-        let used: i64 = tx
-            .query("SELECT COUNT(*) AS n FROM products WHERE category_id = ?", params![id])?
-            .get(0)
-            .map_or(Ok(0), |row| row.get("n"))?;
+        let used = single(tx, "SELECT COUNT(*) AS n FROM products WHERE category_id = ?", params![id])?;
         if used > 0 {
             return Err(Problem::conflict(format!(
                 "category {id} still has {used} products; move or delete them first"
@@ -159,10 +156,7 @@ fn search_products(req: &Request) -> Result<Response, Problem> {
     cache::read_through(&format!("products:{search:?}"), || {
         let db = db()?;
         let (filter, mut params) = search.where_clause();
-        let total: i64 = db
-            .query(&format!("SELECT COUNT(*) AS n FROM products {filter}"), &params)?
-            .get(0)
-            .map_or(Ok(0), |row| row.get("n"))?;
+        let total = single(&db, &format!("SELECT COUNT(*) AS n FROM products {filter}"), &params)?;
         params.extend([i64::from(search.page.size).into(), search.page.offset().into()]);
         let sql = format!("SELECT {} FROM products {filter} {} LIMIT ? OFFSET ?", products::COLUMNS, search.order_by());
         let items = db.query_as::<Product>(&sql, &params)?;
@@ -274,8 +268,14 @@ fn publish_product(event_type: &str, product: &Product) -> Result<(), Problem> {
 /// The next id of `table`, taken inside the caller's transaction.
 fn next_id(db: &Database, table: &str) -> Result<i64, Problem> {
     db.execute("UPDATE id_sequences SET last_id = last_id + 1 WHERE name = ?", params![table])?;
-    let rows = db.query("SELECT last_id FROM id_sequences WHERE name = ?", params![table])?;
-    Ok(rows.get(0).map(|row| row.get("last_id")).transpose()?.ok_or(estore_shared::sql::Error::NoRows)?)
+    single(db, "SELECT last_id AS n FROM id_sequences WHERE name = ?", params![table])
+}
+
+/// The number a query selects as `n` (a count, an id).
+fn single(db: &Database, sql: &str, params: &[Value]) -> Result<i64, Problem> {
+    let rows = db.query(sql, params)?;
+    let row = rows.get(0).ok_or(Error::NoRows)?;
+    Ok(row.get("n")?)
 }
 
 // ---- Events ---------------------------------------------------------------------

@@ -221,6 +221,7 @@ async fn a_write_is_visible_at_once_through_the_cache() {
     let mut hidden = read.clone();
     hidden["active"] = json!(false);
     assert_eq!(admin.put("/api/products/7", hidden).await.status, 200);
-    assert_eq!(client.get("/api/products?q=sony").await.body["total"], 0);
+    let listed = client.get("/api/products?q=sony").await;
+    assert_eq!(listed.body["total"], 0, "{listed:?}");
     assert_eq!(client.get("/api/products/7").await.body["active"], false);
 }
