@@ -60,6 +60,14 @@ pub mod handler {
         }
     }
 
+    /// An event that could not be published (the bus is away, or it does not
+    /// serialise) is worth a retry: the handler's transaction rolls back with it.
+    impl From<crate::event::PublishEventError> for HandleError {
+        fn from(e: crate::event::PublishEventError) -> Self {
+            HandleError::Retry(e.to_string())
+        }
+    }
+
     impl Message {
         /// The value of header `name` (case-insensitive), if present.
         pub fn header(&self, name: &str) -> Option<&[u8]> {

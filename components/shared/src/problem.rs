@@ -194,6 +194,15 @@ impl From<sql::Error> for Problem {
     }
 }
 
+/// An event that could not be published fails the write it belongs to: the
+/// transaction rolls back, and the caller may try again.
+impl From<crate::event::PublishEventError> for Problem {
+    fn from(error: crate::event::PublishEventError) -> Self {
+        eprintln!("{error}");
+        Problem::internal()
+    }
+}
+
 impl IntoResponse for Problem {
     fn into_response(self) -> Response {
         // Strings, numbers and a list of string pairs: serialising cannot fail.

@@ -15,4 +15,7 @@ mod postgres;
 mod watched;
 
 mod support;
+
+mod catalog;
+mod inventory;
 mod users;

@@ -171,3 +171,17 @@ impl Client {
         self.login(ADMIN_EMAIL, ADMIN_PASSWORD).await
     }
 }
+
+/// The manifest's default `token_secret` (spin.toml), which the store under test uses.
+pub const TOKEN_SECRET: &str = "development-secret-change-me";
+
+/// A token for `role`, issued as the users service issues them at login, so that a
+/// service's tests need no account.
+pub fn issued_token(role: estore_shared::auth::Role) -> String {
+    let claims = estore_shared::auth::Claims {
+        sub: format!("test-{role:?}").to_lowercase(),
+        role,
+        exp: estore_shared::clock::now_unix() + 3600,
+    };
+    estore_shared::auth::issue(TOKEN_SECRET.as_bytes(), &claims)
+}

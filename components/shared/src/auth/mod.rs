@@ -86,6 +86,17 @@ pub fn authenticate(req: &Request, secret: &[u8]) -> Result<Claims, Problem> {
     })
 }
 
+/// [`authenticate`] with the secret of the manifest variable `token_secret`, which
+/// every component that checks tokens is given (components/README.md). A missing
+/// variable is the deployment's bug: logged, and an opaque 500.
+pub fn caller(req: &Request) -> Result<Claims, Problem> {
+    let secret = spin_sdk::variables::get("token_secret").map_err(|e| {
+        eprintln!("the variable token_secret is not available: {e}");
+        Problem::internal()
+    })?;
+    authenticate(req, secret.as_bytes())
+}
+
 #[cfg(test)]
 mod tests {
     use spin_sdk::http::{IntoResponse, Method};
