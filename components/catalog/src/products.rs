@@ -6,7 +6,7 @@ use serde::{Deserialize, Serialize};
 use estore_shared::api::{PageRequest, Validator, query_param};
 use estore_shared::money::{Currency, Money};
 use estore_shared::problem::Problem;
-use estore_shared::sql::{DecodeError, Error, FromRow, Row, Value};
+use estore_shared::sql::{Error, FromRow, Row, Value};
 
 #[derive(Debug, Serialize)]
 pub struct Product {
@@ -24,11 +24,6 @@ pub struct Product {
 
 impl FromRow for Product {
     fn from_row(row: &Row<'_>) -> Result<Self, Error> {
-        let code: String = row.get("price_currency")?;
-        let currency = Currency::new(&code).map_err(|_| Error::Decode {
-            column: "price_currency".into(),
-            error: DecodeError::WrongType { expected: "a currency code", found: "text" },
-        })?;
         Ok(Product {
             id: row.get("id")?,
             sku: row.get("sku")?,
@@ -36,7 +31,7 @@ impl FromRow for Product {
             description: row.get("description")?,
             brand: row.get("brand")?,
             category_id: row.get("category_id")?,
-            price: Money::new(row.get("price_amount")?, currency),
+            price: Money::new(row.get("price_amount")?, row.get("price_currency")?),
             active: row.get("active")?,
             available: row.get("available")?,
         })

@@ -64,6 +64,14 @@ impl From<Currency> for String {
     }
 }
 
+/// A currency stored as its code, read straight out of a row.
+impl crate::sql::FromValue for Currency {
+    fn from_value(value: &crate::sql::Value) -> Result<Self, crate::sql::DecodeError> {
+        let code = String::from_value(value)?;
+        Currency::new(&code).map_err(|_| crate::sql::DecodeError::WrongType { expected: "a currency code", found: "text" })
+    }
+}
+
 impl fmt::Display for Currency {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.as_str())
@@ -141,6 +149,14 @@ mod tests {
     use serde_json::json;
 
     use super::*;
+
+    #[test]
+    fn a_currency_reads_from_a_text_column() {
+        use crate::sql::{FromValue, Value};
+        assert_eq!(Currency::from_value(&Value::Text("EUR".into())), Ok(Currency::EUR));
+        assert!(Currency::from_value(&Value::Text("euro".into())).is_err());
+        assert!(Currency::from_value(&Value::Int64(978)).is_err());
+    }
 
     fn eur(amount: i64) -> Money {
         Money::new(amount, Currency::EUR)
