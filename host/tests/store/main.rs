@@ -16,6 +16,7 @@ mod watched;
 
 mod support;
 
+mod cart;
 mod catalog;
 mod inventory;
 mod users;
