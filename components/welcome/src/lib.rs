@@ -21,6 +21,9 @@ fn handle(req: Request) -> Response {
                 // Filled in as the store services arrive.
                 "services": [
                     {"name": "users", "paths": ["/api/users", "/api/users/me", "/api/users/{id}", "/api/auth/login"]},
+                    {"name": "catalog", "paths": ["/api/categories", "/api/categories/{id}", "/api/products", "/api/products/{id}"]},
+                    {"name": "inventory", "paths": ["/api/inventory/{product_id}"]},
+                    {"name": "cart", "paths": ["/api/cart", "/api/cart/items", "/api/cart/items/{product_id}"]},
                 ],
             }),
         ),
