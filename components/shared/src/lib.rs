@@ -6,6 +6,7 @@
 //!   its own structs by column name.
 //! - [`messaging`]: publishing events, and the message-handler export (feature
 //!   `handler`).
+//! - [`email`]: sending e-mail.
 //!
 //! Only what a component calls ends up imported: a component that never touches
 //! [`sql`] does not import `estore:platform/sql`, so it needs no `sql_databases`
@@ -24,8 +25,9 @@ pub mod bindings {
         additional_derives: [PartialEq],
     });
 
-    pub use estore::platform::{message_types, publisher, sql};
+    pub use estore::platform::{mailer, message_types, publisher, sql};
 }
 
+pub mod email;
 pub mod messaging;
 pub mod sql;
