@@ -14,6 +14,7 @@ use anyhow::{Context, Result, anyhow};
 use tokio::net::TcpListener;
 
 use crate::bus::Bus;
+use crate::capability::email::Mailer;
 use crate::capability::key_value::KeyValueStores;
 use crate::capability::messaging::PublishGrant;
 use crate::capability::outbound_http::OutboundPolicy;
@@ -74,6 +75,7 @@ pub async fn up(options: UpOptions) -> Result<()> {
     let variables = AppVariables::resolve(&manifest, |name| std::env::var(name).ok())?;
     let key_value = KeyValueStores::open(&manifest, &runtime, &state_dir).await?;
     let mut sql = crate::capability::sql::open_all(&manifest, &runtime, &state_dir).await?;
+    let mailer = Mailer::for_app(&manifest, &runtime, &state_dir)?;
     let linker = crate::capability::linker(engine.wasmtime())?;
     let (bus_config, delivery) = runtime.messaging(&manifest)?;
     let bus = match uses_the_bus(&manifest) {
@@ -119,6 +121,7 @@ pub async fn up(options: UpOptions) -> Result<()> {
                 bus: bus.clone(),
                 timeout: delivery.publish_timeout,
             }),
+            email: mailer.clone().filter(|_| component.allow_email),
             outbound: Arc::new(outbound),
             limits: limits_of(&component.id),
         };

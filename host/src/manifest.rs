@@ -127,6 +127,8 @@ pub struct ComponentDecl {
     pub allowed_outbound_hosts: Vec<String>,
     /// Topics the component may publish to; each valid per [`validate_topic`].
     pub allowed_publish_topics: Vec<String>,
+    /// Whether the component may send e-mail (`allow_email = true`; false unless written).
+    pub allow_email: bool,
     pub key_value_stores: Vec<String>,
     /// Database labels granted to the component (`sql_databases`).
     pub sql_databases: Vec<String>,
@@ -817,6 +819,7 @@ const COMPONENT_KEYS: &[&str] = &[
     "files",
     "allowed_outbound_hosts",
     "allowed_publish_topics",
+    "allow_email",
     "key_value_stores",
     "sql_databases",
     "sql_migrations",
@@ -1464,6 +1467,10 @@ impl Checker<'_> {
             Some(v) => self.topics(v, &path.key("allowed_publish_topics"))?,
             None => Vec::new(),
         };
+        let allow_email = match table.get("allow_email") {
+            Some(v) => self.boolean(v, &path.key("allow_email"))?,
+            None => false,
+        };
         let key_value_stores = self.labels(table, path, "key_value_stores")?;
         let sql_databases = self.labels(table, path, "sql_databases")?;
         let sql_migrations = match self.opt_string(table, path, "sql_migrations")? {
@@ -1503,6 +1510,7 @@ impl Checker<'_> {
             source,
             allowed_outbound_hosts,
             allowed_publish_topics,
+            allow_email,
             key_value_stores,
             sql_databases,
             sql_migrations,
@@ -2096,6 +2104,7 @@ description = "Says hello"
 source = "target/hello.wasm"
 allowed_outbound_hosts = ["https://{{ api_host }}", "http://backend.spin.internal", "https://*.example.com:8443", "*://localhost:*", "http://127.0.0.1:3000..3010"]
 allowed_publish_topics = ["orders", "audit_log"]
+allow_email = true
 key_value_stores = ["default", "cart_items", "user-data"]
 variables = { message = "{{ greeting }}, {{target}}!", plain = "text" }
 environment = { RUST_LOG = "info" }
@@ -2204,6 +2213,8 @@ source = "unused.wasm"
         assert_eq!(hello.description.as_deref(), Some("Says hello"));
         assert_eq!(hello.allowed_outbound_hosts.len(), 5);
         assert_eq!(hello.allowed_publish_topics, vec!["orders", "audit_log"]);
+        assert!(hello.allow_email);
+        assert!(!m.components["backend"].allow_email);
         assert_eq!(
             hello.key_value_stores,
             vec!["default", "cart_items", "user-data"]
@@ -2250,6 +2261,7 @@ source = "unused.wasm"
         assert_eq!(m.application.kafka, KafkaApplicationSettings::default());
         assert!(m.kafka_triggers.is_empty());
         assert!(m.components["hello"].allowed_publish_topics.is_empty());
+        assert!(!m.components["hello"].allow_email);
         assert_eq!(m.application.version, None);
         assert!(m.application.authors.is_empty());
         assert!(m.variables.is_empty());
@@ -2276,7 +2288,7 @@ source = "unused.wasm"
         assert_eq!(e.line_col, Some((10, 1)));
         assert_eq!(
             e.to_string(),
-            "/srv/app/spin.toml:10:1: component.hello: unknown key `sourc` (expected one of: source, description, variables, environment, files, allowed_outbound_hosts, allowed_publish_topics, key_value_stores, sql_databases, sql_migrations, build, limits, tool); did you mean `source`?"
+            "/srv/app/spin.toml:10:1: component.hello: unknown key `sourc` (expected one of: source, description, variables, environment, files, allowed_outbound_hosts, allowed_publish_topics, allow_email, key_value_stores, sql_databases, sql_migrations, build, limits, tool); did you mean `source`?"
         );
         let no_position = ManifestError {
             file: "spin.toml".into(),
@@ -2890,6 +2902,21 @@ source = "unused.wasm"
                 &[why],
             );
         }
+    }
+
+    #[test]
+    fn allow_email_is_a_boolean() {
+        assert!(ok(&with_component("allow_email = true\n")).components["hello"].allow_email);
+        assert!(!ok(&with_component("allow_email = false\n")).components["hello"].allow_email);
+        for bad in ["\"true\"", "1", "[]"] {
+            assert_err(
+                &with_component(&format!("allow_email = {bad}\n")),
+                Some("component.hello.allow_email"),
+                &["expected true or false"],
+            );
+        }
+        let e = assert_err(&with_component("allow_emails = true\n"), Some("component.hello"), &["unknown key `allow_emails`"]);
+        assert!(e.message.contains("did you mean `allow_email`?"), "{e}");
     }
 
     #[test]

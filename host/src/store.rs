@@ -12,6 +12,7 @@ use wasmtime::{ResourceLimiter, Store, Trap, UpdateDeadline};
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpView};
 
+use crate::capability::email::Mailer;
 use crate::capability::key_value::KeyValueAccess;
 use crate::capability::messaging::PublishGrant;
 use crate::capability::outbound_http::OutboundHttp;
@@ -30,6 +31,8 @@ pub struct ComponentContext {
     pub key_value: KeyValueAccess,
     pub sql: SqlAccess,
     pub publish: Arc<PublishGrant>,
+    /// The application's mailer, only for a component with `allow_email = true`.
+    pub email: Option<Arc<Mailer>>,
     pub outbound: Arc<crate::capability::outbound_http::OutboundPolicy>,
     pub limits: RequestLimits,
 }
@@ -53,6 +56,8 @@ pub struct HostState {
     /// Resource reps of the connections with a transaction open, oldest first.
     pub open_transactions: Vec<u32>,
     pub publish: Arc<PublishGrant>,
+    /// `None`: the component may not send e-mail.
+    pub email: Option<Arc<Mailer>>,
     /// The request or message this instance works for.
     pub trace: TraceContext,
     /// Set when the instance handles a message.
@@ -80,6 +85,7 @@ impl HostState {
             sql: context.sql.clone(),
             open_transactions: Vec::new(),
             publish: context.publish.clone(),
+            email: context.email.clone(),
             trace,
             message_in_progress: None,
         };

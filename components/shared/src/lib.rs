@@ -8,6 +8,7 @@
 //!   its own structs by column name.
 //! - [`messaging`]: publishing messages, and the message-handler export (feature
 //!   `handler`).
+//! - [`email`]: sending e-mail.
 //!
 //! The store's conventions:
 //! - [`event`]: the envelope every event travels in, published to the topic named by
@@ -42,12 +43,13 @@ pub mod bindings {
         additional_derives: [PartialEq],
     });
 
-    pub use estore::platform::{message_types, publisher, sql};
+    pub use estore::platform::{mailer, message_types, publisher, sql};
 }
 
 pub mod api;
 pub mod auth;
 pub mod clock;
+pub mod email;
 pub mod event;
 pub mod messaging;
 pub mod money;

@@ -44,6 +44,7 @@ pub mod handler {
             "estore:platform/sql@0.1.0": crate::bindings::estore::platform::sql,
             "estore:platform/publisher@0.1.0": crate::bindings::estore::platform::publisher,
             "estore:platform/message-types@0.1.0": crate::bindings::estore::platform::message_types,
+            "estore:platform/mailer@0.1.0": crate::bindings::estore::platform::mailer,
         },
         pub_export_macro: true,
         export_macro_name: "export_message_handler",

@@ -5,6 +5,7 @@
 //! than at the first request) and implements the component-facing interface on
 //! [`HostState`](crate::store::HostState), refusing anything the grant does not cover.
 
+pub mod email;
 pub mod key_value;
 pub mod messaging;
 pub mod outbound_http;

@@ -5,6 +5,7 @@ mod harness;
 
 mod capabilities;
 mod compose;
+mod email;
 mod events;
 mod kafka;
 mod kafka_bus;
@@ -14,5 +15,6 @@ mod outbound;
 mod postgres;
 mod routing;
 mod shutdown;
+mod smtp;
 mod sql;
 mod watched;
