@@ -34,7 +34,8 @@ fn new_product(sku: &str, category_id: i64, amount: i64) -> Json {
 
 #[tokio::test]
 async fn the_demo_catalog_is_there_with_money_in_minor_units() {
-    let host = Store::new(Backends::Embedded).start();
+    let store = Store::new(Backends::Embedded);
+    let host = store.start();
     let client = Client::new(&host);
 
     let categories = client.get("/api/categories").await;
@@ -77,7 +78,8 @@ async fn search_filters_sorts_and_pages_on_postgres() {
 }
 
 async fn search_checks(backends: Backends) {
-    let host = Store::new(backends).start();
+    let store = Store::new(backends);
+    let host = store.start();
     let client = Client::new(&host);
     let search = async |query: &str| {
         let answer = client.get(&format!("/api/products?{query}")).await;
@@ -125,7 +127,8 @@ async fn search_checks(backends: Backends) {
 
 #[tokio::test]
 async fn only_admins_write_and_writes_are_checked() {
-    let host = Store::new(Backends::Embedded).start();
+    let store = Store::new(Backends::Embedded);
+    let host = store.start();
     let anonymous = Client::new(&host);
     let customer = anonymous.with_token(&issued_token(Role::Customer));
     let admin = anonymous.with_token(&issued_token(Role::Admin));
@@ -190,7 +193,8 @@ async fn only_admins_write_and_writes_are_checked() {
 
 #[tokio::test]
 async fn a_write_is_visible_at_once_through_the_cache() {
-    let host = Store::new(Backends::Embedded).start();
+    let store = Store::new(Backends::Embedded);
+    let host = store.start();
     let client = Client::new(&host);
     let admin = client.with_token(&issued_token(Role::Admin));
 

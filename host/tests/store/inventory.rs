@@ -12,7 +12,8 @@ use crate::support::{Backends, Client, Store, issued_token};
 
 #[tokio::test]
 async fn stock_is_public_and_the_demo_stock_is_there() {
-    let host = Store::new(Backends::Embedded).start();
+    let store = Store::new(Backends::Embedded);
+    let host = store.start();
     let client = Client::new(&host);
 
     let stock = client.get("/api/inventory/1").await;
@@ -28,7 +29,8 @@ async fn stock_is_public_and_the_demo_stock_is_there() {
 
 #[tokio::test]
 async fn only_admins_set_stock_and_the_catalog_follows() {
-    let host = Store::new(Backends::Embedded).start();
+    let store = Store::new(Backends::Embedded);
+    let host = store.start();
     let client = Client::new(&host);
     let customer = client.with_token(&issued_token(Role::Customer));
     let admin = client.with_token(&issued_token(Role::Admin));
@@ -41,13 +43,13 @@ async fn only_admins_set_stock_and_the_catalog_follows() {
         assert_eq!(answer.body["errors"][0]["field"], "available", "{bad}: {answer:?}");
     }
 
+    assert_eq!(client.get("/api/products/11").await.body["available"], 0, "sold out in the demo catalog");
     let set = admin.put("/api/inventory/11", json!({"available": 5})).await;
     assert_eq!(set.status, 200, "{set:?}");
     assert_eq!(set.body, json!({"product_id": 11, "available": 5, "reserved": 0}));
     assert_eq!(client.get("/api/inventory/11").await.body["available"], 5);
 
     // The catalog hears of it through inventory.changed, and its cache forgets.
-    assert_eq!(client.get("/api/products/11").await.body["available"], 0);
     let deadline = Instant::now() + Duration::from_secs(15);
     loop {
         let available = client.get("/api/products/11").await.body["available"].clone();
@@ -107,7 +109,8 @@ fn stock(product_id: i64, available: i64, reserved: i64) -> serde_json::Value {
 /// orders and shipping services do not exist yet), on PostgreSQL.
 #[tokio::test]
 async fn orders_reserve_all_or_nothing_and_release_or_sell_on_kafka_and_postgres() {
-    let host = Store::new(Backends::KafkaPostgres).start();
+    let store = Store::new(Backends::KafkaPostgres);
+    let host = store.start();
     let client = Client::new(&host);
     let kafka = crate::kafka::shared();
     let publish = |topic: &str, order_id: &str, items: &[(i64, u32)]| {

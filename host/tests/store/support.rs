@@ -42,9 +42,7 @@ pub fn build_store() {
     });
 }
 
-/// One store instance's folder: its state dir and runtime config. Keep it alive as
-/// long as the host it starts (`let store = Store::new(..); let host = store.start();`):
-/// dropping it deletes the state dir under the running host.
+/// One store instance's folder: its state dir and runtime config.
 pub struct Store {
     dir: tempfile::TempDir,
     runtime_config: PathBuf,
@@ -80,7 +78,9 @@ impl Store {
         self.dir.path().join("state")
     }
 
-    pub fn start(&self) -> Host {
+    /// Serves the store; the answer borrows the store, so its state dir cannot be
+    /// dropped under the running host (`Store::new(..).start()` does not compile).
+    pub fn start(&self) -> Running<'_> {
         let mut command = Command::new(ESTORE);
         command
             .arg("up")
@@ -94,7 +94,27 @@ impl Store {
             .arg(&self.runtime_config)
             .env("RUST_LOG", "info")
             .envs(self.variables.iter().map(|(k, v)| (k, v)));
-        Host::start(command)
+        Running { host: Host::start(command), _store: self }
+    }
+}
+
+/// A host serving a [`Store`]'s state dir.
+pub struct Running<'a> {
+    host: Host,
+    _store: &'a Store,
+}
+
+impl std::ops::Deref for Running<'_> {
+    type Target = Host;
+
+    fn deref(&self) -> &Host {
+        &self.host
+    }
+}
+
+impl std::ops::DerefMut for Running<'_> {
+    fn deref_mut(&mut self) -> &mut Host {
+        &mut self.host
     }
 }
 
