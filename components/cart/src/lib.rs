@@ -5,7 +5,7 @@
 //! and kept current by catalog's `product.updated` and `product.deleted` events.
 //! Adding a product already in the cart adds to its quantity.
 
-use estore_shared::api::{self, Validator, match_path};
+use estore_shared::api::{self, Validator, chain, match_path};
 use estore_shared::auth;
 use estore_shared::clock;
 use estore_shared::event::Envelope;
@@ -231,24 +231,12 @@ fn known_product(db: &Database, req: &Request, product_id: i64) -> Result<Catalo
 
 /// `GET http://catalog.spin.internal/api/products/{id}`, as the customer.
 fn fetch_from_catalog(req: &Request, product_id: i64) -> Result<CatalogProduct, Problem> {
-    let mut request = Request::get(format!("http://catalog.spin.internal/api/products/{product_id}"));
-    if let Some(authorization) = req.header("authorization").and_then(|v| v.as_str()) {
-        request.header("authorization", authorization);
-    }
-    let response: Response = spin_sdk::http::run(spin_sdk::http::send(request.build())).map_err(|e| {
-        eprintln!("catalog did not answer for product {product_id}: {e}");
-        Problem::new(503, "the catalog cannot be reached; try again")
-    })?;
-    match *response.status() {
-        200 => serde_json::from_slice(response.body()).map_err(|e| {
-            eprintln!("catalog's answer for product {product_id} is not a product: {e}");
-            Problem::internal()
-        }),
+    let url = format!("http://catalog.spin.internal/api/products/{product_id}");
+    let answer = chain::call(req, "catalog", Method::Get, &url, None::<&()>)?;
+    match answer.status {
+        200 => answer.json(),
         404 => Err(Problem::not_found(format!("no product {product_id}"))),
-        status => {
-            eprintln!("catalog answered {status} for product {product_id}");
-            Err(Problem::new(503, "the catalog cannot be reached; try again"))
-        }
+        _ => Err(answer.unavailable()),
     }
 }
 

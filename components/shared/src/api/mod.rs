@@ -6,7 +6,8 @@
 //! - [`Validator`] collects every invalid field into one 400;
 //! - [`PageRequest`] and [`Page`]: `?page=&size=&sort=` in, `items`, `page`, `size`,
 //!   `total` out;
-//! - [`match_path`] matches `/api/orders/:id/cancel`.
+//! - [`match_path`] matches `/api/orders/:id/cancel`;
+//! - [`chain::call`] asks another service, as the same caller.
 //!
 //! ```no_run
 //! use estore_shared::api::{self, Page, PageRequest, Validator, match_path};
@@ -49,6 +50,7 @@
 //! # fn delete(id: &str) -> Result<Response, Problem> { unimplemented!() }
 //! ```
 
+pub mod chain;
 mod page;
 mod path;
 mod validate;

@@ -31,6 +31,8 @@ pub enum DecodeError {
     },
     /// An integer the target type cannot hold, e.g. `-1` for a `u32`, `2` for a `bool`.
     OutOfRange { value: i64, target: &'static str },
+    /// Text that does not parse as what the column holds (a status name, JSON).
+    Malformed(String),
 }
 
 impl Error {
@@ -76,6 +78,11 @@ impl Error {
     /// A `query_one_as` found nothing: usually a 404.
     pub fn is_no_rows(&self) -> bool {
         matches!(self, Error::NoRows)
+    }
+
+    /// Column `column` holds text that does not parse: `why` says how.
+    pub fn malformed(column: &str, why: impl Into<String>) -> Error {
+        Error::Decode { column: column.to_owned(), error: DecodeError::Malformed(why.into()) }
     }
 
     fn is_constraint(&self, kind: ConstraintKind) -> bool {
@@ -128,6 +135,7 @@ impl fmt::Display for DecodeError {
             DecodeError::OutOfRange { value, target } => {
                 write!(f, "{value} does not fit in {target}")
             }
+            DecodeError::Malformed(why) => f.write_str(why),
         }
     }
 }
