@@ -19,4 +19,5 @@ mod support;
 mod cart;
 mod catalog;
 mod inventory;
+mod orders;
 mod users;

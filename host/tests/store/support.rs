@@ -143,6 +143,11 @@ impl Client {
         Client { token: Some(token.to_owned()), ..self.clone() }
     }
 
+    /// The bearer token this client sends, if logged in.
+    pub fn token(&self) -> Option<&str> {
+        self.token.as_deref()
+    }
+
     pub async fn get(&self, path: &str) -> Answer {
         self.send(reqwest::Method::GET, path, None).await
     }
@@ -204,4 +209,80 @@ pub fn issued_token(role: estore_shared::auth::Role) -> String {
         exp: estore_shared::clock::now_unix() + 3600,
     };
     estore_shared::auth::issue(TOKEN_SECRET.as_bytes(), &claims)
+}
+
+/// A server-sent event: its `id`, `event` name and JSON `data`.
+#[derive(Debug, Clone)]
+pub struct ServerEvent {
+    pub id: Option<String>,
+    pub event: Option<String>,
+    pub data: Json,
+}
+
+/// An open `text/event-stream` response, read event by event as a browser's
+/// `EventSource` would (comments and `retry:` lines skipped).
+pub struct EventStream {
+    response: reqwest::Response,
+    buffer: String,
+}
+
+impl EventStream {
+    /// The next event, or `None` once the server ended the stream. Panics if none
+    /// comes within `within`.
+    pub async fn next(&mut self, within: std::time::Duration) -> Option<ServerEvent> {
+        let deadline = tokio::time::Instant::now() + within;
+        loop {
+            while let Some(end) = self.buffer.find("\n\n") {
+                let block: String = self.buffer.drain(..end + 2).collect();
+                if let Some(event) = parse_event(&block) {
+                    return Some(event);
+                }
+            }
+            let chunk = tokio::time::timeout_at(deadline, self.response.chunk())
+                .await
+                .unwrap_or_else(|_| panic!("no event within {within:?}; unread: {:?}", self.buffer))
+                .unwrap_or_else(|e| panic!("the event stream failed: {e}"));
+            match chunk {
+                Some(bytes) => self.buffer.push_str(&String::from_utf8_lossy(&bytes)),
+                None => return None,
+            }
+        }
+    }
+}
+
+fn parse_event(block: &str) -> Option<ServerEvent> {
+    let (mut id, mut event, mut data) = (None, None, None::<String>);
+    for line in block.lines() {
+        let (field, value) = line.split_once(':').map_or((line, ""), |(f, v)| (f, v.strip_prefix(' ').unwrap_or(v)));
+        match field {
+            "id" => id = Some(value.to_owned()),
+            "event" => event = Some(value.to_owned()),
+            "data" => data = Some(data.map_or_else(|| value.to_owned(), |d| format!("{d}\n{value}"))),
+            _ => {}
+        }
+    }
+    let data = data?;
+    Some(ServerEvent { id, event, data: serde_json::from_str(&data).unwrap_or(Json::String(data)) })
+}
+
+impl Client {
+    /// Opens `path` as an event stream, resuming after `last_event_id` if given.
+    /// Answers the status and headers, and the stream when the status is 200.
+    pub async fn events(&self, path: &str, last_event_id: Option<&str>) -> (Answer, Option<EventStream>) {
+        let mut request = self.http.get(format!("{}{path}", self.base)).header("accept", "text/event-stream");
+        if let Some(token) = &self.token {
+            request = request.bearer_auth(token);
+        }
+        if let Some(id) = last_event_id {
+            request = request.header("last-event-id", id);
+        }
+        let response = request.send().await.unwrap_or_else(|e| panic!("GET {path}: {e}"));
+        let status = response.status().as_u16();
+        let headers = response.headers().clone();
+        if status != 200 {
+            let body = serde_json::from_str(&response.text().await.unwrap_or_default()).unwrap_or(Json::Null);
+            return (Answer { status, headers, body }, None);
+        }
+        (Answer { status, headers, body: Json::Null }, Some(EventStream { response, buffer: String::new() }))
+    }
 }

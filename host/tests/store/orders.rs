@@ -1,0 +1,307 @@
+//! The order saga end to end, as shoppers and the carrier drive it over HTTP:
+//! checkout, reservation, payment, shipping and delivery, the live status stream,
+//! and every way an order is called off, each with what it gives back. On the
+//! embedded defaults and on a real Kafka broker with a real PostgreSQL.
+
+use std::time::{Duration, Instant};
+
+use serde_json::{Value as Json, json};
+
+use crate::support::{Answer, Backends, Client, EventStream, Store};
+
+/// The default payment provider's test cards (domain.md).
+const APPROVED_CARD: &str = "4242 4242 4242 4242";
+const DECLINED_CARD: &str = "4000000000000002";
+/// spin.toml's default `carrier_token`.
+const CARRIER_TOKEN: &str = "carrier-dev-token";
+/// How long a saga step may take on a loaded test machine.
+const SAGA_STEP: Duration = Duration::from_secs(60);
+
+fn address() -> Json {
+    json!({"name": "Ada Lovelace", "line1": "12 St James's Square", "city": "London",
+           "postal_code": "SW1Y 4JH", "country": "GB"})
+}
+
+/// Registers `name` and logs them in.
+async fn shopper(client: &Client, name: &str) -> Client {
+    let registered = client
+        .post(
+            "/api/users",
+            json!({"username": name, "email": format!("{name}@example.com"), "password": "correct horse battery",
+                   "first_name": "Ada", "last_name": "Lovelace"}),
+        )
+        .await;
+    assert_eq!(registered.status, 201, "register {name}: {registered:?}");
+    client.login(&format!("{name}@example.com"), "correct horse battery").await
+}
+
+async fn fill_cart(shopper: &Client, items: &[(i64, i64)]) {
+    for (product_id, quantity) in items {
+        let added = shopper.post("/api/cart/items", json!({"product_id": product_id, "quantity": quantity})).await;
+        assert_eq!(added.status, 201, "add {quantity} of product {product_id}: {added:?}");
+    }
+}
+
+async fn checkout(shopper: &Client, card: &str) -> Answer {
+    shopper.post("/api/orders", json!({"shipping_address": address(), "payment": {"card_number": card}})).await
+}
+
+/// `(available, reserved)` of a product.
+async fn stock(client: &Client, product_id: i64) -> (i64, i64) {
+    let answer = client.get(&format!("/api/inventory/{product_id}")).await;
+    assert_eq!(answer.status, 200, "{answer:?}");
+    (answer.body["available"].as_i64().unwrap_or(-1), answer.body["reserved"].as_i64().unwrap_or(-1))
+}
+
+/// Waits until `check` holds for what `path` answers, and returns that answer.
+async fn eventually(client: &Client, path: &str, what: &str, check: impl Fn(&Answer) -> bool) -> Answer {
+    let deadline = Instant::now() + SAGA_STEP;
+    loop {
+        let answer = client.get(path).await;
+        if check(&answer) {
+            return answer;
+        }
+        assert!(Instant::now() < deadline, "{path}: still not {what}: {answer:?}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+async fn order_reaches(shopper: &Client, order_id: &str, status: &str) -> Json {
+    let path = format!("/api/orders/{order_id}");
+    eventually(shopper, &path, status, |answer| answer.body["status"] == status).await.body
+}
+
+async fn stock_is(client: &Client, product_id: i64, expected: (i64, i64)) {
+    let path = format!("/api/inventory/{product_id}");
+    eventually(client, &path, &format!("{expected:?}"), |answer| {
+        (answer.body["available"].as_i64(), answer.body["reserved"].as_i64()) == (Some(expected.0), Some(expected.1))
+    })
+    .await;
+}
+
+/// The statuses the stream sends until (and including) `last`, checking that each
+/// event's id is its place in the history.
+async fn statuses_until(stream: &mut EventStream, last: &str) -> Vec<String> {
+    let mut seen = Vec::new();
+    while seen.last().map(String::as_str) != Some(last) {
+        let event = stream.next(SAGA_STEP).await.unwrap_or_else(|| panic!("the stream ended before {last}: {seen:?}"));
+        assert_eq!(event.event.as_deref(), Some("status"), "{event:?}");
+        seen.push(event.data["status"].as_str().unwrap_or_default().to_owned());
+        let position = event.id.as_deref().and_then(|id| id.parse::<usize>().ok());
+        assert!(position.is_some(), "every event has its history position as id: {event:?}");
+    }
+    seen
+}
+
+/// The carrier's webhook: `POST /api/shipments/{order_id}/events`.
+async fn carrier_reports(base: &str, token: &str, order_id: &str, status: &str) -> u16 {
+    reqwest::Client::new()
+        .post(format!("{base}/api/shipments/{order_id}/events"))
+        .header("x-carrier-token", token)
+        .json(&json!({"status": status}))
+        .send()
+        .await
+        .map(|response| response.status().as_u16())
+        .unwrap_or_else(|e| panic!("carrier webhook: {e}"))
+}
+
+async fn whole_flow(backends: Backends) {
+    let store = Store::new(backends);
+    let host = store.start();
+    let client = Client::new(&host);
+    let admin = client.admin().await;
+    let ada = shopper(&client, "ada").await;
+
+    // The admin stocks a new product; the shopper finds it.
+    let category = admin.post("/api/categories", json!({"name": "E-readers"})).await;
+    assert_eq!(category.status, 201, "{category:?}");
+    let product = admin
+        .post(
+            "/api/products",
+            json!({"sku": "KPW-12", "name": "Kindle Paperwhite", "description": "7-inch glare-free display",
+                   "brand": "Amazon", "category_id": category.body["id"], "price": {"amount": 14999, "currency": "EUR"}}),
+        )
+        .await;
+    assert_eq!(product.status, 201, "{product:?}");
+    let kindle = product.body["id"].as_i64().unwrap_or_default();
+    assert_eq!(admin.put(&format!("/api/inventory/{kindle}"), json!({"available": 10})).await.status, 200);
+    let found = eventually(&client, "/api/products?q=paperwhite&in_stock=true", "found in stock", |answer| {
+        answer.body["total"] == 1
+    })
+    .await;
+    assert_eq!(found.body["items"][0]["id"], kindle);
+
+    // Two of it and a demo product (7: 40 in stock), then checkout.
+    let headphones_before = stock(&client, 7).await;
+    fill_cart(&ada, &[(kindle, 1), (7, 1), (kindle, 1)]).await;
+    let placed = checkout(&ada, APPROVED_CARD).await;
+    assert_eq!(placed.status, 202, "{placed:?}");
+    let order = &placed.body;
+    let order_id = order["id"].as_str().unwrap_or_default().to_owned();
+    assert_eq!(placed.headers["location"], format!("/api/orders/{order_id}"));
+    assert_eq!(order["status"], "PENDING");
+    assert_eq!(order["history"][0]["status"], "PENDING");
+    assert_eq!(order["payment"], json!({"brand": "visa", "last4": "4242", "status": "PENDING"}));
+    let headphones_price = client.get("/api/products/7").await.body["price"]["amount"].as_i64().unwrap_or_default();
+    assert_eq!(order["total"], json!({"amount": 2 * 14999 + headphones_price, "currency": "EUR"}));
+    assert_eq!(order["items"][0], json!({"product_id": kindle, "name": "Kindle Paperwhite", "quantity": 2,
+        "unit_price": {"amount": 14999, "currency": "EUR"}, "line_total": {"amount": 29998, "currency": "EUR"}}));
+    assert!(!order.to_string().contains("4242424242424242"), "the card number stays with payments: {order}");
+    assert_eq!(ada.get("/api/cart").await.body["items"], json!([]), "checkout empties the cart");
+
+    // The stream from the first status on (`Last-Event-ID: 0`) shows every step.
+    let path = format!("/api/orders/{order_id}/events");
+    let (opened, stream) = ada.events(&path, Some("0")).await;
+    assert_eq!(opened.headers["content-type"], "text/event-stream", "{opened:?}");
+    let mut stream = stream.unwrap_or_else(|| panic!("no stream: {opened:?}"));
+    assert_eq!(statuses_until(&mut stream, "SHIPPED").await, ["PENDING", "RESERVED", "CONFIRMED", "SHIPPED"]);
+
+    // The money and the parcel.
+    let shipped = order_reaches(&ada, &order_id, "SHIPPED").await;
+    let payment = ada.get(&format!("/api/payments/{order_id}")).await;
+    assert_eq!((payment.status, &payment.body["status"]), (200, &json!("COMPLETED")), "{payment:?}");
+    assert_eq!(payment.body["amount"], order["total"]);
+    assert_eq!(shipped["payment"]["status"], "PAID");
+    let shipment = ada.get(&format!("/api/shipments/{order_id}")).await;
+    assert_eq!(shipment.status, 200, "{shipment:?}");
+    assert_eq!(shipped["shipment"]["tracking_number"], shipment.body["tracking_number"]);
+    assert_eq!(shipped["shipment"]["carrier"], shipment.body["carrier"]);
+
+    // Stock went down by exactly what was ordered, and nothing stays held.
+    stock_is(&client, kindle, (8, 0)).await;
+    stock_is(&client, 7, (headphones_before.0 - 1, 0)).await;
+
+    // A stream opened now starts with the current status; the carrier delivers.
+    let (_, current) = ada.events(&path, None).await;
+    let mut current = current.unwrap_or_else(|| panic!("no stream for {order_id}"));
+    assert_eq!(statuses_until(&mut current, "SHIPPED").await, ["SHIPPED"]);
+    assert_eq!(carrier_reports(&host.url, "wrong-token", &order_id, "DELIVERED").await, 401);
+    assert_eq!(carrier_reports(&host.url, CARRIER_TOKEN, &order_id, "OUT_FOR_DELIVERY").await, 200);
+    assert_eq!(carrier_reports(&host.url, CARRIER_TOKEN, &order_id, "DELIVERED").await, 200);
+    assert_eq!(statuses_until(&mut current, "DELIVERED").await, ["DELIVERED"]);
+    assert!(current.next(SAGA_STEP).await.is_none(), "the stream ends with the order");
+
+    let delivered = order_reaches(&ada, &order_id, "DELIVERED").await;
+    let history: Vec<_> = delivered["history"].as_array().into_iter().flatten().map(|h| h["status"].clone()).collect();
+    assert_eq!(history, ["PENDING", "RESERVED", "CONFIRMED", "SHIPPED", "DELIVERED"]);
+    assert_eq!(
+        ada.post(&format!("/api/orders/{order_id}/cancel"), json!({})).await.status,
+        409,
+        "a delivered order cannot be cancelled"
+    );
+    let mine = ada.get("/api/orders").await.body;
+    assert_eq!((mine["total"].clone(), mine["items"][0]["id"].clone()), (json!(1), json!(order_id)));
+}
+
+#[tokio::test]
+async fn an_order_goes_from_checkout_to_delivery_on_the_embedded_defaults() {
+    whole_flow(Backends::Embedded).await;
+}
+
+#[tokio::test]
+async fn an_order_goes_from_checkout_to_delivery_on_kafka_and_postgres() {
+    whole_flow(Backends::KafkaPostgres).await;
+}
+
+/// One item short: the order is cancelled and no stock is touched. A declined
+/// card: cancelled, and the reservation given back.
+async fn orders_that_fail(backends: Backends) {
+    let store = Store::new(backends);
+    let host = store.start();
+    let client = Client::new(&host);
+    let ada = shopper(&client, "ada").await;
+
+    // Demo stock: product 1 has 25, product 3 has 7.
+    fill_cart(&ada, &[(1, 1), (3, 8)]).await;
+    let short = checkout(&ada, APPROVED_CARD).await;
+    assert_eq!(short.status, 202, "{short:?}");
+    let short_id = short.body["id"].as_str().unwrap_or_default();
+    let cancelled = order_reaches(&ada, short_id, "CANCELLED").await;
+    let reason = cancelled["reason"].as_str().unwrap_or_default();
+    assert!(reason.contains("not enough stock") && reason.contains("8 wanted, 7 available"), "{cancelled}");
+    assert_eq!(stock(&client, 1).await, (25, 0));
+    assert_eq!(stock(&client, 3).await, (7, 0));
+    assert_eq!(ada.get(&format!("/api/payments/{short_id}")).await.status, 404, "nothing was charged");
+
+    // Product 5 has 18.
+    fill_cart(&ada, &[(5, 2)]).await;
+    let declined = checkout(&ada, DECLINED_CARD).await;
+    assert_eq!(declined.status, 202, "{declined:?}");
+    let declined_id = declined.body["id"].as_str().unwrap_or_default();
+    let cancelled = order_reaches(&ada, declined_id, "CANCELLED").await;
+    assert!(cancelled["reason"].as_str().unwrap_or_default().contains("declined"), "{cancelled}");
+    let history: Vec<_> = cancelled["history"].as_array().into_iter().flatten().map(|h| h["status"].clone()).collect();
+    // RESERVED is usually there, unless payments' answer overtook inventory's.
+    assert_eq!((history.first(), history.last()), (Some(&json!("PENDING")), Some(&json!("CANCELLED"))));
+    assert_eq!(cancelled["payment"]["status"], "DECLINED");
+    stock_is(&client, 5, (18, 0)).await;
+    let payment = ada.get(&format!("/api/payments/{declined_id}")).await;
+    assert_eq!(payment.body["status"], "FAILED", "{payment:?}");
+}
+
+#[tokio::test]
+async fn short_stock_and_declined_cards_cancel_orders_on_the_embedded_defaults() {
+    orders_that_fail(Backends::Embedded).await;
+}
+
+#[tokio::test]
+async fn short_stock_and_declined_cards_cancel_orders_on_kafka_and_postgres() {
+    orders_that_fail(Backends::KafkaPostgres).await;
+}
+
+/// What checkout and the order paths answer to a bad request, a stranger, and a
+/// customer looking at someone else's order.
+#[tokio::test]
+async fn checkout_refuses_bad_requests_and_orders_stay_private() {
+    let store = Store::new(Backends::Embedded);
+    let host = store.start();
+    let client = Client::new(&host);
+    let ada = shopper(&client, "ada").await;
+    let bob = shopper(&client, "bob").await;
+
+    assert_eq!(client.post("/api/orders", json!({})).await.status, 401);
+    assert_eq!(client.get("/api/orders").await.status, 401);
+
+    let empty = checkout(&ada, APPROVED_CARD).await;
+    assert_eq!(empty.status, 422, "checkout of an empty cart: {empty:?}");
+
+    let invalid = ada
+        .post("/api/orders", json!({"shipping_address": {"name": "", "line1": "1 Main St", "city": "Graz",
+                                    "postal_code": "8010"}, "payment": {"card_number": "4242"}}))
+        .await;
+    assert_eq!(invalid.status, 400, "{invalid:?}");
+    assert_eq!(invalid.body["errors"][0]["field"], "shipping_address.country", "{invalid:?}");
+    let blank = ada
+        .post("/api/orders", json!({"shipping_address": {"name": " ", "line1": "1 Main St", "city": "Graz",
+                                    "postal_code": "8010", "country": "AT"}, "payment": {"card_number": ""}}))
+        .await;
+    let fields: Vec<_> = blank.body["errors"].as_array().into_iter().flatten().map(|e| e["field"].clone()).collect();
+    assert_eq!((blank.status, fields), (400, vec![json!("shipping_address.name"), json!("payment.card_number")]));
+
+    fill_cart(&ada, &[(2, 1)]).await;
+    let not_a_card = checkout(&ada, "4242 4242 4242 4241").await;
+    assert_eq!(not_a_card.status, 400, "fails Luhn: {not_a_card:?}");
+    assert_eq!(not_a_card.body["errors"][0]["field"], "payment.card_number");
+    assert_eq!(ada.get("/api/cart").await.body["items"].as_array().map(Vec::len), Some(1), "the cart stays");
+
+    let placed = checkout(&ada, APPROVED_CARD).await;
+    assert_eq!(placed.status, 202, "{placed:?}");
+    let id = placed.body["id"].as_str().unwrap_or_default();
+    for path in [format!("/api/orders/{id}"), format!("/api/payments/{id}"), format!("/api/orders/does-not-exist")] {
+        let answer = bob.get(&path).await;
+        assert_eq!(answer.status, 404, "{path}: {answer:?}");
+    }
+    assert_eq!(bob.post(&format!("/api/orders/{id}/cancel"), json!({})).await.status, 404);
+    assert_eq!(bob.events(&format!("/api/orders/{id}/events"), None).await.0.status, 404);
+    assert_eq!(client.events(&format!("/api/orders/{id}/events"), None).await.0.status, 401);
+    assert_eq!(bob.get("/api/orders").await.body["total"], 0);
+    assert_eq!(client.admin().await.get("/api/orders").await.body["total"], 1, "an admin sees every order");
+
+    // Browsers' EventSource sends no headers: the token may come in the query.
+    let token = ada.token().unwrap_or_default();
+    let (opened, stream) = client.events(&format!("/api/orders/{id}/events?access_token={token}"), None).await;
+    assert_eq!(opened.status, 200, "{opened:?}");
+    let first = stream.expect("a stream").next(SAGA_STEP).await.expect("the current status");
+    assert_eq!(first.data["order_id"], id);
+    assert_eq!(ada.get("/api/orders?status=bogus").await.status, 400);
+}
