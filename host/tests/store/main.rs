@@ -19,4 +19,6 @@ mod support;
 mod cart;
 mod catalog;
 mod inventory;
+mod payments;
+mod shipping;
 mod users;
