@@ -207,7 +207,7 @@ struct Events;
 impl MessageHandler for Events {
     fn handle(message: Message) -> Result<(), HandleError> {
         let db = Database::open("default")?;
-        let provider = provider::configured().map_err(|e| HandleError::Retry(e.0))?;
+        let provider = provider::configured()?;
         match message.topic.as_str() {
             "inventory.reserved" => charge(&db, provider.as_ref(), &message.envelope()?),
             "order.cancelled" => cancel(&db, provider.as_ref(), &message.envelope()?),
@@ -237,14 +237,12 @@ fn charge(db: &Database, provider: &dyn Provider, reserved: &Envelope<Reserved>)
         .transpose()?;
     let outcome = match card {
         None => Outcome::Declined { reason: "unknown payment method".to_owned() },
-        Some(card_number) => provider
-            .charge(&Charge {
-                order_id: &order.order_id,
-                amount: order.total,
-                payment_method_token: &order.payment_method.token,
-                card_number: &card_number,
-            })
-            .map_err(|e| HandleError::Retry(e.0))?,
+        Some(card_number) => provider.charge(&Charge {
+            order_id: &order.order_id,
+            amount: order.total,
+            payment_method_token: &order.payment_method.token,
+            card_number: &card_number,
+        })?,
     };
     db.transaction(|tx| {
         lock_order(tx, &order.order_id)?;
@@ -317,14 +315,12 @@ fn settle<T>(db: &Database, provider: &dyn Provider, cause: &Envelope<T>, order_
     if payment.status != "COMPLETED" || !is_cancelled(db, order_id)? {
         return Ok(());
     }
-    let reference = provider
-        .refund(&Refund {
-            payment_id: &payment.id,
-            order_id,
-            charge_id: payment.provider_reference.as_deref().unwrap_or_default(),
-            amount: payment.amount,
-        })
-        .map_err(|e| HandleError::Retry(e.0))?;
+    let reference = provider.refund(&Refund {
+        payment_id: &payment.id,
+        order_id,
+        charge_id: payment.provider_reference.as_deref().unwrap_or_default(),
+        amount: payment.amount,
+    })?;
     db.transaction(|tx| {
         lock_order(tx, order_id)?;
         let refunded = tx.execute(

@@ -11,6 +11,7 @@
 use serde::{Deserialize, Serialize};
 use spin_sdk::http::{Method, Request, Response};
 
+use estore_shared::messaging::handler::HandleError;
 use estore_shared::money::Money;
 
 /// A test card that every charge declines.
@@ -47,6 +48,13 @@ pub enum Outcome {
 /// The provider could not be asked, or did not answer sensibly: worth a retry.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Unavailable(pub String);
+
+/// An outage is worth a retry: the event comes again after a backoff.
+impl From<Unavailable> for HandleError {
+    fn from(e: Unavailable) -> Self {
+        HandleError::Retry(e.0)
+    }
+}
 
 pub trait Provider {
     fn charge(&self, charge: &Charge<'_>) -> Result<Outcome, Unavailable>;
@@ -164,8 +172,12 @@ mod tests {
     const APPROVING_CARD: &str = "4242424242424242";
 
     fn charge(card_number: &str, amount: i64) -> Outcome {
-        let charge =
-            Charge { order_id: "o-1", amount: Money::new(amount, Currency::EUR), payment_method_token: "pm", card_number };
+        let charge = Charge {
+            order_id: "o-1",
+            amount: Money::new(amount, Currency::EUR),
+            payment_method_token: "pm",
+            card_number,
+        };
         TestCards { max_amount: 10_000 }.charge(&charge).expect("test cards always answer")
     }
 
@@ -179,7 +191,8 @@ mod tests {
 
     #[test]
     fn test_refunds_are_named_after_the_payment() {
-        let refund = Refund { payment_id: "p-1", order_id: "o-1", charge_id: "c", amount: Money::new(5, Currency::EUR) };
+        let refund =
+            Refund { payment_id: "p-1", order_id: "o-1", charge_id: "c", amount: Money::new(5, Currency::EUR) };
         assert_eq!(TestCards { max_amount: 0 }.refund(&refund), Ok("test_re_p-1".into()));
     }
 

@@ -171,8 +171,8 @@ fn carrier_report(req: &Request, order_id: &str) -> Result<Response, Problem> {
     let description = description.unwrap_or(reported.default_description());
     let db = Database::open("default")?;
     db.transaction(|tx| {
-        let shipment =
-            find_shipment(tx, order_id)?.ok_or_else(|| Problem::not_found(format!("no shipment for order {order_id}")))?;
+        let shipment = find_shipment(tx, order_id)?
+            .ok_or_else(|| Problem::not_found(format!("no shipment for order {order_id}")))?;
         let current = Status::parse(&shipment.status).ok_or_else(|| {
             eprintln!("shipment {} has an unknown status {:?}", shipment.id, shipment.status);
             Problem::internal()
@@ -319,7 +319,8 @@ fn ship(tx: &Database, confirmed: &Envelope<Confirmed>) -> Result<(), HandleErro
         tracking_number: &tracking_number,
         items: &order.items,
     };
-    let event = Envelope { correlation_id: order.order_id.clone(), ..Envelope::caused_by(confirmed, "order.shipped", shipped) };
+    let event =
+        Envelope { correlation_id: order.order_id.clone(), ..Envelope::caused_by(confirmed, "order.shipped", shipped) };
     publish_event(&event, &order.order_id)?;
     Ok(())
 }

@@ -7,25 +7,20 @@
 //! as orders' chained call would. The vault's rules (Luhn, brand) are unit-tested in
 //! components/payments.
 
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use estore_shared::auth::Role;
 use serde_json::{Value as Json, json};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpListener;
 
-use crate::support::{Backends, Client, Store, issued_token, published, token_for};
+use crate::support::{
+    Backends, Client, Store, get_until, issued_token, produce_event, published, token_for, unique_id as order_id,
+};
 
 const APPROVED: &str = "4242424242424242";
 const DECLINED: &str = "4000000000000002";
-
-/// An order id no other test (or earlier run on the same broker) uses.
-fn order_id(name: &str) -> String {
-    static NEXT: AtomicUsize = AtomicUsize::new(0);
-    format!("{name}-{}-{}", std::process::id(), NEXT.fetch_add(1, Ordering::Relaxed))
-}
 
 /// Puts cards in the vault as `POST /internal/payment-methods` does for orders.
 fn save_cards(store: &Store, cards: &[(&str, &str)]) {
@@ -50,34 +45,20 @@ fn reserved(order_id: &str, user_id: &str, token: &str, amount: i64) -> Json {
         "total": {"amount": amount, "currency": "EUR"},
         "payment_method": {"token": token, "brand": "visa", "last4": "4242"},
     });
-    publish("inventory.reserved", order_id, data)
+    produce_event("inventory.reserved", order_id, data)
 }
 
 /// Publishes order.cancelled as orders does.
 fn cancelled(order_id: &str, user_id: &str) -> Json {
     let data = json!({"order_id": order_id, "user_id": user_id, "reason": "customer", "items": [],
                       "was_reserved": true, "was_paid": true});
-    publish("order.cancelled", order_id, data)
-}
-
-fn publish(topic: &str, order_id: &str, data: Json) -> Json {
-    let envelope = estore_shared::event::Envelope::new(topic, order_id, data);
-    let json = serde_json::to_value(&envelope).expect("serialises");
-    crate::kafka::shared().produce_keyed(topic, &[(order_id, &json.to_string())]);
-    json
+    produce_event("order.cancelled", order_id, data)
 }
 
 /// Waits until the order's payment answers with `status`; answers it.
 async fn payment_with_status(client: &Client, order_id: &str, status: &str) -> Json {
-    let deadline = Instant::now() + Duration::from_secs(60);
-    loop {
-        let answer = client.get(&format!("/api/payments/{order_id}")).await;
-        if answer.status == 200 && answer.body["status"] == status {
-            return answer.body;
-        }
-        assert!(Instant::now() < deadline, "the payment of {order_id} is still {answer:?}, expected {status}");
-        tokio::time::sleep(Duration::from_millis(250)).await;
-    }
+    let path = format!("/api/payments/{order_id}");
+    get_until(client, &path, |answer| answer.status == 200 && answer.body["status"] == status).await.body
 }
 
 #[tokio::test]
@@ -92,7 +73,10 @@ async fn the_vault_is_not_public_and_payments_need_a_token() {
     assert_eq!(client.get("/api/payments/order-1").await.status, 401);
     let customer = client.with_token(&issued_token(Role::Customer));
     let missing = customer.get("/api/payments/order-1").await;
-    assert_eq!((missing.status, missing.headers["content-type"].to_str().ok()), (404, Some("application/problem+json")));
+    assert_eq!(
+        (missing.status, missing.headers["content-type"].to_str().ok()),
+        (404, Some("application/problem+json"))
+    );
 }
 
 #[tokio::test]
@@ -272,8 +256,9 @@ async fn read_request(socket: &mut tokio::net::TcpStream) -> Option<(String, Jso
 async fn a_real_provider_is_reached_over_http_and_retried_when_it_is_down() {
     let (port, asked) = stand_in_provider().await;
     let url = format!("http://127.0.0.1:{port}");
-    let store =
-        Store::new(Backends::KafkaPostgres).variable("payment_provider_url", &url).variable("payment_provider_host", &url);
+    let store = Store::new(Backends::KafkaPostgres)
+        .variable("payment_provider_url", &url)
+        .variable("payment_provider_host", &url);
     let host = store.start();
     let ada = Client::new(&host).with_token(&token_for("u-ada", Role::Customer));
     save_cards(&store, &[("pm_ok", APPROVED), ("pm_declined", DECLINED)]);

@@ -3,21 +3,17 @@
 //! customer. orders is not on this branch: the tests publish order.confirmed straight
 //! to Kafka, as orders does. The status rules are unit-tested in components/shipping.
 
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use estore_shared::auth::Role;
 use serde_json::{Value as Json, json};
 
-use crate::support::{Backends, Client, Store, issued_token, published, token_for};
+use crate::support::{
+    Backends, Client, Store, get_until, issued_token, produce_event, published, token_for, unique_id as order_id,
+};
 
 /// The manifest's default `carrier_token`.
 const CARRIER_TOKEN: &str = "carrier-dev-token";
-
-fn order_id(name: &str) -> String {
-    static NEXT: AtomicUsize = AtomicUsize::new(0);
-    format!("{name}-{}-{}", std::process::id(), NEXT.fetch_add(1, Ordering::Relaxed))
-}
 
 fn address(country: &str) -> Json {
     json!({"name": "Ada Lovelace", "line1": "1 Main St", "city": "Graz", "postal_code": "8010", "country": country})
@@ -31,15 +27,13 @@ fn confirmed(order_id: &str, user_id: &str, country: &str) -> Json {
         "total": {"amount": 9998, "currency": "EUR"},
         "shipping_address": address(country),
     });
-    let envelope = estore_shared::event::Envelope::new("order.confirmed", order_id, data);
-    let json = serde_json::to_value(&envelope).expect("serialises");
-    crate::kafka::shared().produce_keyed("order.confirmed", &[(order_id, &json.to_string())]);
-    json
+    produce_event("order.confirmed", order_id, data)
 }
 
 /// The carrier reports `body` on the order's shipment.
 async fn report(client: &Client, token: Option<&str>, order_id: &str, body: Json) -> crate::support::Answer {
-    let mut request = reqwest::Client::new().post(format!("{}/api/shipments/{order_id}/events", client.base())).json(&body);
+    let mut request =
+        reqwest::Client::new().post(format!("{}/api/shipments/{order_id}/events", client.base())).json(&body);
     if let Some(token) = token {
         request = request.header("x-carrier-token", token);
     }
@@ -76,15 +70,7 @@ async fn the_webhook_is_the_carriers_and_shipments_need_a_token() {
 
 /// Waits until the order has a shipment; answers it.
 async fn shipment(client: &Client, order_id: &str) -> Json {
-    let deadline = Instant::now() + Duration::from_secs(60);
-    loop {
-        let answer = client.get(&format!("/api/shipments/{order_id}")).await;
-        if answer.status == 200 {
-            return answer.body;
-        }
-        assert!(Instant::now() < deadline, "no shipment for {order_id}: {answer:?}");
-        tokio::time::sleep(Duration::from_millis(250)).await;
-    }
+    get_until(client, &format!("/api/shipments/{order_id}"), |answer| answer.status == 200).await.body
 }
 
 #[tokio::test]
@@ -134,11 +120,16 @@ async fn confirmed_orders_ship_once_and_the_carrier_delivers_them_on_kafka_and_p
     let again = report(&client, Some(CARRIER_TOKEN), &order, json!({"status": "OUT_FOR_DELIVERY"})).await;
     assert_eq!(again.status, 200, "{again:?}");
     assert_eq!(again.body["events"].as_array().map(Vec::len), Some(2), "{again:?}");
-    let delivered =
-        report(&client, Some(CARRIER_TOKEN), &order, json!({"status": "DELIVERED", "description": "left with a neighbour"}))
-            .await;
+    let delivered = report(
+        &client,
+        Some(CARRIER_TOKEN),
+        &order,
+        json!({"status": "DELIVERED", "description": "left with a neighbour"}),
+    )
+    .await;
     assert_eq!(delivered.status, 200, "{delivered:?}");
-    let statuses: Vec<&Json> = delivered.body["events"].as_array().expect("events").iter().map(|e| &e["status"]).collect();
+    let statuses: Vec<&Json> =
+        delivered.body["events"].as_array().expect("events").iter().map(|e| &e["status"]).collect();
     assert_eq!(statuses, [&json!("SHIPPED"), &json!("OUT_FOR_DELIVERY"), &json!("DELIVERED")]);
     assert_eq!(delivered.body["events"][2]["description"], "left with a neighbour");
     let back = report(&client, Some(CARRIER_TOKEN), &order, json!({"status": "OUT_FOR_DELIVERY"})).await;

@@ -267,3 +267,31 @@ pub fn token_for(sub: &str, role: estore_shared::auth::Role) -> String {
         estore_shared::auth::Claims { sub: sub.to_owned(), role, exp: estore_shared::clock::now_unix() + 3600 };
     estore_shared::auth::issue(TOKEN_SECRET.as_bytes(), &claims)
 }
+
+/// An id no other test (or earlier run on the same broker) uses: `{name}-{pid}-{n}`.
+pub fn unique_id(name: &str) -> String {
+    static NEXT: AtomicUsize = AtomicUsize::new(0);
+    format!("{name}-{}-{}", std::process::id(), NEXT.fetch_add(1, Ordering::Relaxed))
+}
+
+/// Produces an event to the shared Kafka as a service would publish it (topic = type,
+/// keyed and correlated by `key`); answers its envelope.
+pub fn produce_event(event_type: &str, key: &str, data: Json) -> Json {
+    let envelope = estore_shared::event::Envelope::new(event_type, key, data);
+    let json = serde_json::to_value(&envelope).expect("serialises");
+    crate::kafka::shared().produce_keyed(event_type, &[(key, &json.to_string())]);
+    json
+}
+
+/// Asks `GET path` until the answer is `wanted` (for up to 60 s); answers it.
+pub async fn get_until(client: &Client, path: &str, wanted: impl Fn(&Answer) -> bool) -> Answer {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    loop {
+        let answer = client.get(path).await;
+        if wanted(&answer) {
+            return answer;
+        }
+        assert!(std::time::Instant::now() < deadline, "{path} is still {answer:?}");
+        tokio::time::sleep(std::time::Duration::from_millis(250)).await;
+    }
+}
