@@ -84,19 +84,32 @@ fn add_payment_method(req: &Request) -> Result<Response, Problem> {
     Ok(api::json(201, &method))
 }
 
-/// A payment as recorded.
+/// A payment as recorded, and as `GET /api/payments/{order_id}` answers it.
+#[derive(Serialize)]
 struct Payment {
     id: String,
     order_id: String,
     user_id: String,
     amount: Money,
+    /// COMPLETED, FAILED or REFUNDED.
     status: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
     reason: Option<String>,
+    payment_method: Card,
+    /// The provider's id of the charge: for the refund, not for customers.
+    #[serde(skip)]
+    provider_reference: Option<String>,
+    /// RFC 3339.
+    created_at: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    refunded_at: Option<String>,
+}
+
+/// The card paid with, as far as it may be shown.
+#[derive(Serialize)]
+struct Card {
     brand: String,
     last4: String,
-    provider_reference: Option<String>,
-    created_at: i64,
-    refunded_at: Option<i64>,
 }
 
 impl FromRow for Payment {
@@ -108,50 +121,11 @@ impl FromRow for Payment {
             amount: Money::new(row.get("amount")?, row.get("currency")?),
             status: row.get("status")?,
             reason: row.get("reason")?,
-            brand: row.get("brand")?,
-            last4: row.get("last4")?,
+            payment_method: Card { brand: row.get("brand")?, last4: row.get("last4")? },
             provider_reference: row.get("provider_reference")?,
-            created_at: row.get("created_at")?,
-            refunded_at: row.get("refunded_at")?,
+            created_at: clock::rfc3339(row.get("created_at")?),
+            refunded_at: row.get::<Option<i64>>("refunded_at")?.map(clock::rfc3339),
         })
-    }
-}
-
-/// A payment as `GET /api/payments/{order_id}` answers it.
-#[derive(Serialize)]
-struct PaymentView {
-    id: String,
-    order_id: String,
-    user_id: String,
-    amount: Money,
-    status: String,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    reason: Option<String>,
-    payment_method: CardView,
-    created_at: String,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    refunded_at: Option<String>,
-}
-
-#[derive(Serialize)]
-struct CardView {
-    brand: String,
-    last4: String,
-}
-
-impl From<Payment> for PaymentView {
-    fn from(payment: Payment) -> Self {
-        PaymentView {
-            id: payment.id,
-            order_id: payment.order_id,
-            user_id: payment.user_id,
-            amount: payment.amount,
-            status: payment.status,
-            reason: payment.reason,
-            payment_method: CardView { brand: payment.brand, last4: payment.last4 },
-            created_at: clock::rfc3339(payment.created_at),
-            refunded_at: payment.refunded_at.map(clock::rfc3339),
-        }
     }
 }
 
@@ -161,7 +135,7 @@ fn get_payment(req: &Request, order_id: &str) -> Result<Response, Problem> {
     let payment = find_payment(&Database::open("default")?, order_id)?
         .filter(|payment| caller.may_access(&payment.user_id))
         .ok_or_else(|| Problem::not_found(format!("no payment for order {order_id}")))?;
-    Ok(api::json(200, &PaymentView::from(payment)))
+    Ok(api::json(200, &payment))
 }
 
 fn find_payment(db: &Database, order_id: &str) -> Result<Option<Payment>, Error> {

@@ -50,7 +50,9 @@ fn handle(req: Request) -> Result<Response, Problem> {
     Err(Problem::not_found(format!("no such path: {path}")))
 }
 
-/// A shipment as recorded.
+/// A shipment as recorded, and (with its address and tracking events added by
+/// [`ShipmentView`]) as the API answers it.
+#[derive(Serialize)]
 struct Shipment {
     id: String,
     order_id: String,
@@ -58,8 +60,11 @@ struct Shipment {
     carrier: String,
     tracking_number: String,
     status: String,
+    /// The order's address as JSON text.
+    #[serde(skip)]
     shipping_address: String,
-    created_at: i64,
+    /// RFC 3339.
+    created_at: String,
 }
 
 impl FromRow for Shipment {
@@ -72,23 +77,17 @@ impl FromRow for Shipment {
             tracking_number: row.get("tracking_number")?,
             status: row.get("status")?,
             shipping_address: row.get("shipping_address")?,
-            created_at: row.get("created_at")?,
+            created_at: clock::rfc3339(row.get("created_at")?),
         })
     }
 }
 
-/// A shipment as the API answers it.
 #[derive(Serialize)]
 struct ShipmentView {
-    id: String,
-    order_id: String,
-    user_id: String,
-    carrier: String,
-    tracking_number: String,
-    status: String,
+    #[serde(flatten)]
+    shipment: Shipment,
     shipping_address: Json,
     events: Vec<TrackingEvent>,
-    created_at: String,
 }
 
 #[derive(Serialize)]
@@ -121,17 +120,7 @@ fn view(db: &Database, shipment: Shipment) -> Result<ShipmentView, Problem> {
         eprintln!("the address of shipment {} is not JSON: {e}", shipment.id);
         Problem::internal()
     })?;
-    Ok(ShipmentView {
-        id: shipment.id,
-        order_id: shipment.order_id,
-        user_id: shipment.user_id,
-        carrier: shipment.carrier,
-        tracking_number: shipment.tracking_number,
-        status: shipment.status,
-        shipping_address,
-        events,
-        created_at: clock::rfc3339(shipment.created_at),
-    })
+    Ok(ShipmentView { shipment, shipping_address, events })
 }
 
 /// `GET /api/shipments/{order_id}`: someone else's shipment is as missing as none.
