@@ -20,4 +20,6 @@ mod cart;
 mod catalog;
 mod inventory;
 mod orders;
+mod payments;
+mod shipping;
 mod users;

@@ -3,18 +3,18 @@
 //! and every way an order is called off, each with what it gives back. On the
 //! embedded defaults and on a real Kafka broker with a real PostgreSQL.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use serde_json::{Value as Json, json};
 
-use crate::support::{Answer, Backends, Client, EventStream, Store};
+use crate::support::{Answer, Backends, Client, EventStream, Store, get_until};
 
 /// The default payment provider's test cards (domain.md).
 const APPROVED_CARD: &str = "4242 4242 4242 4242";
 const DECLINED_CARD: &str = "4000000000000002";
 /// spin.toml's default `carrier_token`.
 const CARRIER_TOKEN: &str = "carrier-dev-token";
-/// How long a saga step may take on a loaded test machine.
+/// How long a saga step may take on a loaded test machine (as `get_until`).
 const SAGA_STEP: Duration = Duration::from_secs(60);
 
 fn address() -> Json {
@@ -53,27 +53,14 @@ async fn stock(client: &Client, product_id: i64) -> (i64, i64) {
     (answer.body["available"].as_i64().unwrap_or(-1), answer.body["reserved"].as_i64().unwrap_or(-1))
 }
 
-/// Waits until `check` holds for what `path` answers, and returns that answer.
-async fn eventually(client: &Client, path: &str, what: &str, check: impl Fn(&Answer) -> bool) -> Answer {
-    let deadline = Instant::now() + SAGA_STEP;
-    loop {
-        let answer = client.get(path).await;
-        if check(&answer) {
-            return answer;
-        }
-        assert!(Instant::now() < deadline, "{path}: still not {what}: {answer:?}");
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
-}
-
 async fn order_reaches(shopper: &Client, order_id: &str, status: &str) -> Json {
     let path = format!("/api/orders/{order_id}");
-    eventually(shopper, &path, status, |answer| answer.body["status"] == status).await.body
+    get_until(shopper, &path, |answer| answer.body["status"] == status).await.body
 }
 
 async fn stock_is(client: &Client, product_id: i64, expected: (i64, i64)) {
     let path = format!("/api/inventory/{product_id}");
-    eventually(client, &path, &format!("{expected:?}"), |answer| {
+    get_until(client, &path, |answer| {
         (answer.body["available"].as_i64(), answer.body["reserved"].as_i64()) == (Some(expected.0), Some(expected.1))
     })
     .await;
@@ -125,10 +112,7 @@ async fn whole_flow(backends: Backends) {
     assert_eq!(product.status, 201, "{product:?}");
     let kindle = product.body["id"].as_i64().unwrap_or_default();
     assert_eq!(admin.put(&format!("/api/inventory/{kindle}"), json!({"available": 10})).await.status, 200);
-    let found = eventually(&client, "/api/products?q=paperwhite&in_stock=true", "found in stock", |answer| {
-        answer.body["total"] == 1
-    })
-    .await;
+    let found = get_until(&client, "/api/products?q=paperwhite&in_stock=true", |answer| answer.body["total"] == 1).await;
     assert_eq!(found.body["items"][0]["id"], kindle);
 
     // Two of it and a demo product (7: 40 in stock), then checkout.

@@ -5,7 +5,7 @@
 
 use std::path::PathBuf;
 use std::process::Command;
-use std::sync::Once;
+use std::sync::{Mutex, MutexGuard, Once};
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use serde_json::Value as Json;
@@ -47,31 +47,49 @@ pub struct Store {
     dir: tempfile::TempDir,
     runtime_config: PathBuf,
     variables: Vec<(String, String)>,
+    backends: Backends,
+    /// The PostgreSQL database (on `KafkaPostgres`).
+    database: Option<String>,
 }
+
+/// Held by every store serving on the shared Kafka. Every such host joins the same
+/// consumer groups (the manifest's), so two at once would split a topic's partitions
+/// between them and each would miss some of its own test's events.
+static KAFKA_TURN: Mutex<()> = Mutex::new(());
 
 impl Store {
     pub fn new(backends: Backends) -> Store {
         build_store();
         let dir = tempfile::tempdir().expect("temp dir");
-        let config = match backends {
-            Backends::Embedded => String::new(),
+        let (config, database) = match backends {
+            Backends::Embedded => (String::new(), None),
             Backends::KafkaPostgres => {
                 static NEXT: AtomicUsize = AtomicUsize::new(0);
                 let name = format!("store_{}_{}", std::process::id(), NEXT.fetch_add(1, Ordering::Relaxed));
                 let url = crate::postgres::shared().create_database(&name);
                 let brokers = crate::kafka::shared().bootstrap();
-                format!("[sql]\nbackend = \"postgres\"\nurl = \"{url}\"\n[messaging]\nbackend = \"kafka\"\nbrokers = \"{brokers}\"\n")
+                let config = format!(
+                    "[sql]\nbackend = \"postgres\"\nurl = \"{url}\"\n[messaging]\nbackend = \"kafka\"\nbrokers = \"{brokers}\"\n"
+                );
+                (config, Some(name))
             }
         };
         let runtime_config = dir.path().join("runtime-config.toml");
         std::fs::write(&runtime_config, config).expect("write runtime config");
-        Store { dir, runtime_config, variables: Vec::new() }
+        Store { dir, runtime_config, variables: Vec::new(), backends, database }
     }
 
     /// Sets a manifest variable for the next start (`SPIN_VARIABLE_<NAME>`).
     pub fn variable(mut self, name: &str, value: &str) -> Store {
         self.variables.push((format!("SPIN_VARIABLE_{}", name.to_uppercase()), value.to_owned()));
         self
+    }
+
+    /// Runs SQL as PostgreSQL's admin in component `component`'s database `default`
+    /// (a schema of the store's database), on `KafkaPostgres`.
+    pub fn psql_in_component(&self, component: &str, sql: &str) -> String {
+        let database = self.database.as_deref().expect("psql needs Backends::KafkaPostgres");
+        crate::postgres::shared().psql_in(database, &format!("SET search_path TO {component}__default;\n{sql}"))
     }
 
     pub fn state_dir(&self) -> PathBuf {
@@ -81,6 +99,9 @@ impl Store {
     /// Serves the store; the answer borrows the store, so its state dir cannot be
     /// dropped under the running host (`Store::new(..).start()` does not compile).
     pub fn start(&self) -> Running<'_> {
+        // A test that failed while holding the turn poisons it; the turn is still free.
+        let kafka_turn =
+            (self.backends == Backends::KafkaPostgres).then(|| KAFKA_TURN.lock().unwrap_or_else(|e| e.into_inner()));
         let mut command = Command::new(ESTORE);
         command
             .arg("up")
@@ -94,14 +115,16 @@ impl Store {
             .arg(&self.runtime_config)
             .env("RUST_LOG", "info")
             .envs(self.variables.iter().map(|(k, v)| (k, v)));
-        Running { host: Host::start(command), _store: self }
+        Running { host: Host::start(command), _store: self, _kafka_turn: kafka_turn }
     }
 }
 
 /// A host serving a [`Store`]'s state dir.
 pub struct Running<'a> {
+    // Fields drop in order: the host stops before the Kafka turn is handed on.
     host: Host,
     _store: &'a Store,
+    _kafka_turn: Option<MutexGuard<'static, ()>>,
 }
 
 impl std::ops::Deref for Running<'_> {
@@ -137,6 +160,11 @@ pub struct Answer {
 impl Client {
     pub fn new(host: &Host) -> Client {
         Client { base: host.url.clone(), token: None, http: reqwest::Client::new() }
+    }
+
+    /// The store's base URL (`http://127.0.0.1:<port>`).
+    pub fn base(&self) -> &str {
+        &self.base
     }
 
     pub fn with_token(&self, token: &str) -> Client {
@@ -203,11 +231,45 @@ pub const TOKEN_SECRET: &str = "development-secret-change-me";
 /// A token for `role`, issued as the users service issues them at login, so that a
 /// service's tests need no account.
 pub fn issued_token(role: estore_shared::auth::Role) -> String {
-    let claims = estore_shared::auth::Claims {
-        sub: format!("test-{role:?}").to_lowercase(),
-        role,
-        exp: estore_shared::clock::now_unix() + 3600,
-    };
+    token_for(&format!("test-{role:?}").to_lowercase(), role)
+}
+
+/// The events published to `topic` with key `key` so far (their envelopes), once there
+/// are at least `count` (waits up to 60 s for them). The topic is read from the
+/// beginning, as a new consumer group: other tests' events on it are skipped by key.
+pub async fn published(topic: &str, key: &str, count: usize) -> Vec<Json> {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    loop {
+        let (topic, prefix) = (topic.to_owned(), format!("{key}\t"));
+        // The console consumer stops after 3 s without a message; its exit status
+        // then varies by Kafka version, so what it printed is read either way.
+        let out = tokio::task::spawn_blocking(move || {
+            let args = [
+                "--topic", &topic, "--from-beginning", "--timeout-ms", "3000",
+                "--property", "print.key=true", "--property", "key.separator=\t",
+            ];
+            crate::kafka::shared()
+                .try_tool("org.apache.kafka.tools.consumer.ConsoleConsumer", &args, None, std::time::Duration::from_secs(60))
+                .unwrap_or_else(|failure| failure)
+        })
+        .await
+        .expect("the consumer runs");
+        let events: Vec<Json> = out
+            .lines()
+            .filter_map(|line| line.strip_prefix(&prefix))
+            .map(|value| serde_json::from_str(value).expect("an event is JSON"))
+            .collect();
+        if events.len() >= count || std::time::Instant::now() > deadline {
+            return events;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    }
+}
+
+/// A token for user `sub` with `role`, as the users service issues them at login.
+pub fn token_for(sub: &str, role: estore_shared::auth::Role) -> String {
+    let claims =
+        estore_shared::auth::Claims { sub: sub.to_owned(), role, exp: estore_shared::clock::now_unix() + 3600 };
     estore_shared::auth::issue(TOKEN_SECRET.as_bytes(), &claims)
 }
 
@@ -284,5 +346,33 @@ impl Client {
             return (Answer { status, headers, body }, None);
         }
         (Answer { status, headers, body: Json::Null }, Some(EventStream { response, buffer: String::new() }))
+    }
+}
+
+/// An id no other test (or earlier run on the same broker) uses: `{name}-{pid}-{n}`.
+pub fn unique_id(name: &str) -> String {
+    static NEXT: AtomicUsize = AtomicUsize::new(0);
+    format!("{name}-{}-{}", std::process::id(), NEXT.fetch_add(1, Ordering::Relaxed))
+}
+
+/// Produces an event to the shared Kafka as a service would publish it (topic = type,
+/// keyed and correlated by `key`); answers its envelope.
+pub fn produce_event(event_type: &str, key: &str, data: Json) -> Json {
+    let envelope = estore_shared::event::Envelope::new(event_type, key, data);
+    let json = serde_json::to_value(&envelope).expect("serialises");
+    crate::kafka::shared().produce_keyed(event_type, &[(key, &json.to_string())]);
+    json
+}
+
+/// Asks `GET path` until the answer is `wanted` (for up to 60 s); answers it.
+pub async fn get_until(client: &Client, path: &str, wanted: impl Fn(&Answer) -> bool) -> Answer {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    loop {
+        let answer = client.get(path).await;
+        if wanted(&answer) {
+            return answer;
+        }
+        assert!(std::time::Instant::now() < deadline, "{path} is still {answer:?}");
+        tokio::time::sleep(std::time::Duration::from_millis(250)).await;
     }
 }

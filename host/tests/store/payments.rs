@@ -1,0 +1,292 @@
+//! payments over HTTP and Kafka: charges on inventory.reserved, refunds on
+//! order.cancelled, each once per order, and an order's payment for its customer.
+//!
+//! orders (which saves a card through the private `/internal/payment-methods` and
+//! publishes the saga's events) is not on this branch: the tests publish inventory
+//! and order events straight to Kafka, and put the cards in payments' vault with SQL,
+//! as orders' chained call would. The vault's rules (Luhn, brand) are unit-tested in
+//! components/payments.
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use estore_shared::auth::Role;
+use serde_json::{Value as Json, json};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpListener;
+
+use crate::support::{
+    Backends, Client, Store, get_until, issued_token, produce_event, published, token_for, unique_id as order_id,
+};
+
+const APPROVED: &str = "4242424242424242";
+const DECLINED: &str = "4000000000000002";
+
+/// Puts cards in the vault as `POST /internal/payment-methods` does for orders.
+fn save_cards(store: &Store, cards: &[(&str, &str)]) {
+    for (token, number) in cards {
+        let last4 = &number[number.len() - 4..];
+        store.psql_in_component(
+            "payments",
+            &format!(
+                "INSERT INTO payment_methods (token, card_number, brand, last4, created_at) \
+                 VALUES ('{token}', '{number}', 'visa', '{last4}', 0)"
+            ),
+        );
+    }
+}
+
+/// Publishes inventory.reserved as inventory does (the order's payment method
+/// carried over from order.placed); answers the envelope.
+fn reserved(order_id: &str, user_id: &str, token: &str, amount: i64) -> Json {
+    let data = json!({
+        "order_id": order_id, "user_id": user_id,
+        "items": [{"product_id": 1, "name": "x", "quantity": 1, "unit_price": {"amount": amount, "currency": "EUR"}}],
+        "total": {"amount": amount, "currency": "EUR"},
+        "payment_method": {"token": token, "brand": "visa", "last4": "4242"},
+    });
+    produce_event("inventory.reserved", order_id, data)
+}
+
+/// Publishes order.cancelled as orders does.
+fn cancelled(order_id: &str, user_id: &str) -> Json {
+    let data = json!({"order_id": order_id, "user_id": user_id, "reason": "customer", "items": [],
+                      "was_reserved": true, "was_paid": true});
+    produce_event("order.cancelled", order_id, data)
+}
+
+/// Waits until the order's payment answers with `status`; answers it.
+async fn payment_with_status(client: &Client, order_id: &str, status: &str) -> Json {
+    let path = format!("/api/payments/{order_id}");
+    get_until(client, &path, |answer| answer.status == 200 && answer.body["status"] == status).await.body
+}
+
+#[tokio::test]
+async fn the_vault_is_not_public_and_payments_need_a_token() {
+    let store = Store::new(Backends::Embedded);
+    let host = store.start();
+    let client = Client::new(&host);
+
+    // Only chaining reaches the vault: no public route leads to it.
+    let vault = client.post("/internal/payment-methods", json!({"card_number": APPROVED})).await;
+    assert_eq!(vault.status, 404, "{vault:?}");
+    assert_eq!(client.get("/api/payments/order-1").await.status, 401);
+    let customer = client.with_token(&issued_token(Role::Customer));
+    let missing = customer.get("/api/payments/order-1").await;
+    assert_eq!(
+        (missing.status, missing.headers["content-type"].to_str().ok()),
+        (404, Some("application/problem+json"))
+    );
+}
+
+#[tokio::test]
+async fn reserved_orders_are_charged_once_and_refunded_once_on_kafka_and_postgres() {
+    let store = Store::new(Backends::KafkaPostgres);
+    let host = store.start();
+    let client = Client::new(&host);
+    let ada = client.with_token(&token_for("u-ada", Role::Customer));
+    save_cards(&store, &[("pm_ok", APPROVED), ("pm_declined", DECLINED)]);
+
+    // Cancelled before inventory.reserved arrives: given time to be handled first
+    // (it is on another topic), then never charged.
+    let early = order_id("early");
+    cancelled(&early, "u-ada");
+    let paid = order_id("paid");
+    let reserve = reserved(&paid, "u-ada", "pm_ok", 1999);
+    let declined = order_id("declined");
+    reserved(&declined, "u-ada", "pm_declined", 1999);
+    let too_much = order_id("too-much");
+    reserved(&too_much, "u-ada", "pm_ok", 10_000_001);
+    let unknown = order_id("unknown");
+    reserved(&unknown, "u-ada", "pm_nobody_saved", 1999);
+
+    // Approved: COMPLETED, and payment.completed in the order's saga.
+    let payment = payment_with_status(&ada, &paid, "COMPLETED").await;
+    assert_eq!(payment["user_id"], "u-ada");
+    assert_eq!(payment["amount"], json!({"amount": 1999, "currency": "EUR"}));
+    assert_eq!(payment["payment_method"], json!({"brand": "visa", "last4": "4242"}));
+    assert!(payment.get("reason").is_none() && payment.get("refunded_at").is_none(), "{payment}");
+    let completed = published("payment.completed", &paid, 1).await;
+    assert_eq!(completed.len(), 1, "{completed:?}");
+    assert_eq!(
+        completed[0]["data"],
+        json!({"order_id": paid, "user_id": "u-ada", "payment_id": payment["id"], "amount": payment["amount"]})
+    );
+    assert_eq!(completed[0]["correlation_id"], paid.as_str());
+    assert_eq!(completed[0]["causation_id"], reserve["id"]);
+
+    // Declined, over the limit, or an unknown card: FAILED with the reason.
+    for (order, reason) in
+        [(&declined, "card declined"), (&too_much, "amount exceeds the limit"), (&unknown, "unknown payment method")]
+    {
+        let payment = payment_with_status(&ada, order, "FAILED").await;
+        assert_eq!(payment["reason"], reason, "{payment}");
+        let failed = published("payment.failed", order, 1).await;
+        assert_eq!(failed.len(), 1, "{order}: {failed:?}");
+        assert_eq!(failed[0]["data"], json!({"order_id": order, "user_id": "u-ada", "reason": reason}));
+    }
+
+    reserved(&early, "u-ada", "pm_ok", 1999);
+    // A repeated inventory.reserved (a new message id) charges nothing twice; a
+    // cancellation refunds, once however often it comes.
+    reserved(&paid, "u-ada", "pm_ok", 1999);
+    cancelled(&paid, "u-ada");
+    let refunded = payment_with_status(&ada, &paid, "REFUNDED").await;
+    assert_eq!(refunded["id"], payment["id"]);
+    assert!(refunded["refunded_at"].is_string(), "{refunded}");
+    cancelled(&paid, "u-ada");
+    reserved(&paid, "u-ada", "pm_ok", 1999);
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    let refunds = published("payment.refunded", &paid, 1).await;
+    assert_eq!(refunds.len(), 1, "{refunds:?}");
+    assert_eq!(refunds[0]["data"], completed[0]["data"]);
+    assert_eq!(published("payment.completed", &paid, 1).await.len(), 1);
+    assert_eq!(ada.get(&format!("/api/payments/{paid}")).await.body["status"], "REFUNDED");
+
+    // The order cancelled first was never charged.
+    assert_eq!(ada.get(&format!("/api/payments/{early}")).await.status, 404);
+    assert!(published("payment.completed", &early, 0).await.is_empty());
+    assert!(published("payment.failed", &early, 0).await.is_empty());
+
+    // Someone else's payment is missing; an administrator sees every one.
+    let bob = client.with_token(&token_for("u-bob", Role::Customer));
+    assert_eq!(bob.get(&format!("/api/payments/{paid}")).await.status, 404);
+    let admin = client.with_token(&issued_token(Role::Admin));
+    assert_eq!(admin.get(&format!("/api/payments/{paid}")).await.body["id"], payment["id"]);
+
+    // No event carries a card number.
+    for topic in ["payment.completed", "payment.failed", "payment.refunded"] {
+        for order in [&paid, &declined, &too_much, &unknown] {
+            for event in published(topic, order, 0).await {
+                assert!(!event.to_string().contains(APPROVED) && !event.to_string().contains(DECLINED), "{event}");
+            }
+        }
+    }
+}
+
+/// What the stand-in provider was asked: (path, JSON body).
+type Asked = Arc<Mutex<Vec<(String, Json)>>>;
+
+/// Stands in for a third-party payment provider, which cannot be reached from here:
+/// speaks the contract of components/README.md ("Payment provider") on loopback. Its
+/// first charge fails with 503 (an outage), so payments must retry.
+async fn stand_in_provider() -> (u16, Asked) {
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let port = listener.local_addr().expect("address").port();
+    let asked: Asked = Arc::default();
+    let seen = asked.clone();
+    tokio::spawn(async move {
+        while let Ok((mut socket, _)) = listener.accept().await {
+            let seen = seen.clone();
+            tokio::spawn(async move {
+                let Some((path, body)) = read_request(&mut socket).await else { return };
+                let (status, answer) = {
+                    let mut seen = seen.lock().expect("not poisoned");
+                    seen.push((path.clone(), body.clone()));
+                    let charges = seen.iter().filter(|(p, _)| p == "/charges").count();
+                    match path.as_str() {
+                        "/charges" if charges == 1 => ("503 Service Unavailable", json!({"error": "try again"})),
+                        "/charges" if body["card_number"] == DECLINED => {
+                            ("200 OK", json!({"id": "ch_2", "status": "declined", "reason": "insufficient funds"}))
+                        }
+                        "/charges" => ("200 OK", json!({"id": "ch_1", "status": "approved"})),
+                        "/refunds" => ("200 OK", json!({"id": "re_1", "status": "refunded"})),
+                        _ => ("404 Not Found", json!({})),
+                    }
+                };
+                let answer = answer.to_string();
+                let response = format!(
+                    "HTTP/1.1 {status}\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{answer}",
+                    answer.len()
+                );
+                let _ = socket.write_all(response.as_bytes()).await;
+            });
+        }
+    });
+    (port, asked)
+}
+
+/// The path and JSON body of one HTTP/1.1 request, sized by content-length or sent
+/// in chunks (as the host sends a component's request body).
+async fn read_request(socket: &mut tokio::net::TcpStream) -> Option<(String, Json)> {
+    let mut request = Vec::new();
+    let mut buf = [0u8; 4096];
+    let mut more = async |request: &mut Vec<u8>| -> Option<()> {
+        let n = socket.read(&mut buf).await.ok().filter(|n| *n > 0)?;
+        request.extend_from_slice(&buf[..n]);
+        Some(())
+    };
+    let head_end = loop {
+        if let Some(at) = request.windows(4).position(|w| w == b"\r\n\r\n") {
+            break at + 4;
+        }
+        more(&mut request).await?;
+    };
+    let head = String::from_utf8_lossy(&request[..head_end]).to_ascii_lowercase();
+    let path = head.split_whitespace().nth(1)?.to_owned();
+    let header = |name: &str| {
+        head.lines().find_map(|line| line.split_once(':').filter(|(n, _)| *n == name).map(|(_, v)| v.trim().to_owned()))
+    };
+    let body = if header("transfer-encoding").is_some_and(|v| v.contains("chunked")) {
+        while !request[head_end..].ends_with(b"0\r\n\r\n") {
+            more(&mut request).await?;
+        }
+        // Each chunk: its size in hex, CRLF, the bytes, CRLF; a size of 0 ends it.
+        let (mut body, mut rest) = (Vec::new(), &request[head_end..]);
+        loop {
+            let line_end = rest.windows(2).position(|w| w == b"\r\n")?;
+            let size = usize::from_str_radix(std::str::from_utf8(&rest[..line_end]).ok()?.trim(), 16).ok()?;
+            if size == 0 {
+                break body;
+            }
+            body.extend_from_slice(rest.get(line_end + 2..line_end + 2 + size)?);
+            rest = rest.get(line_end + 4 + size..)?;
+        }
+    } else {
+        let length: usize = header("content-length").and_then(|v| v.parse().ok()).unwrap_or(0);
+        while request.len() < head_end + length {
+            more(&mut request).await?;
+        }
+        request[head_end..head_end + length].to_vec()
+    };
+    Some((path, serde_json::from_slice(&body).unwrap_or(Json::Null)))
+}
+
+#[tokio::test]
+async fn a_real_provider_is_reached_over_http_and_retried_when_it_is_down() {
+    let (port, asked) = stand_in_provider().await;
+    let url = format!("http://127.0.0.1:{port}");
+    let store = Store::new(Backends::KafkaPostgres)
+        .variable("payment_provider_url", &url)
+        .variable("payment_provider_host", &url);
+    let host = store.start();
+    let ada = Client::new(&host).with_token(&token_for("u-ada", Role::Customer));
+    save_cards(&store, &[("pm_ok", APPROVED), ("pm_declined", DECLINED)]);
+
+    let paid = order_id("http-paid");
+    reserved(&paid, "u-ada", "pm_ok", 2500);
+    let payment = payment_with_status(&ada, &paid, "COMPLETED").await;
+    let charges: Vec<Json> = asked.lock().expect("not poisoned").iter().map(|(_, body)| body.clone()).collect();
+    assert_eq!(charges.len(), 2, "one outage, then the charge: {charges:?}");
+    assert_eq!(
+        charges[1],
+        json!({"order_id": paid, "amount": {"amount": 2500, "currency": "EUR"},
+               "payment_method_token": "pm_ok", "card_number": APPROVED})
+    );
+
+    // The provider's decline and its reason.
+    let declined = order_id("http-declined");
+    reserved(&declined, "u-ada", "pm_declined", 2500);
+    assert_eq!(payment_with_status(&ada, &declined, "FAILED").await["reason"], "insufficient funds");
+
+    // A refund names the provider's charge.
+    cancelled(&paid, "u-ada");
+    payment_with_status(&ada, &paid, "REFUNDED").await;
+    let refunds: Vec<Json> =
+        asked.lock().expect("not poisoned").iter().filter(|(p, _)| p == "/refunds").map(|(_, b)| b.clone()).collect();
+    assert_eq!(
+        refunds,
+        [json!({"payment_id": payment["id"], "order_id": paid, "charge_id": "ch_1",
+                "amount": {"amount": 2500, "currency": "EUR"}})]
+    );
+}
