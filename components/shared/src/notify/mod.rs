@@ -34,3 +34,32 @@ pub mod record;
 
 pub use directory::Contact;
 pub use record::{DeliverError, Draft, Notification, SendError, Status};
+
+/// Runs `notify` for the user an event is about, found in the [`directory`]. One the
+/// directory still does not know after [`directory::UNKNOWN_USER_ATTEMPTS`] deliveries
+/// (deleted, or never registered) gets a `SKIPPED` record saying so, and nothing else.
+#[cfg(feature = "handler")]
+pub fn for_user(
+    db: &crate::sql::Database,
+    message: &crate::messaging::handler::Message,
+    channel: &str,
+    user_id: &str,
+    template: &'static str,
+    reference: &str,
+    notify: impl FnOnce(&Contact) -> Result<(), DeliverError>,
+) -> Result<(), crate::messaging::handler::HandleError> {
+    match directory::addressee(db, user_id, message)? {
+        Some(contact) => Ok(notify(&contact)?),
+        None => {
+            let draft = Draft {
+                user_id: user_id.to_owned(),
+                template,
+                reference: reference.to_owned(),
+                recipient: String::new(),
+                subject: None,
+                body: String::new(),
+            };
+            Ok(record::skip(db, channel, &draft, "unknown user")?)
+        }
+    }
+}
