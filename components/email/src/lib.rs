@@ -25,8 +25,8 @@ use estore_shared::clock;
 use estore_shared::email::{EmailError, send_email};
 use estore_shared::event::{Envelope, publish_event};
 use estore_shared::messaging::handler::{HandleError, Message, MessageHandler};
-use estore_shared::money::Money;
 use estore_shared::notify::directory::{self, UserEvent};
+use estore_shared::notify::events::{OrderCancelled, OrderConfirmed, OrderDelivered, OrderShipped, PaymentRefunded};
 use estore_shared::notify::{self, Contact, DeliverError, Draft, SendError, record};
 use estore_shared::params;
 use estore_shared::problem::Problem;
@@ -125,54 +125,6 @@ fn publish_promotion(req: &Request, db: &Database, caller: &Claims) -> Result<Re
 }
 
 // ---- Events ---------------------------------------------------------------------------
-
-/// An item of an order event.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
-pub(crate) struct Item {
-    pub product_id: i64,
-    pub name: String,
-    pub quantity: i64,
-    pub unit_price: Money,
-}
-
-/// `data` of order.confirmed (the shipping address is not the e-mail's concern).
-#[derive(Debug, Deserialize)]
-pub(crate) struct OrderConfirmed {
-    pub order_id: String,
-    pub user_id: String,
-    pub items: Vec<Item>,
-    pub total: Money,
-}
-
-#[derive(Debug, Deserialize)]
-pub(crate) struct OrderShipped {
-    pub order_id: String,
-    pub user_id: String,
-    pub carrier: String,
-    pub tracking_number: String,
-}
-
-#[derive(Debug, Deserialize)]
-pub(crate) struct OrderDelivered {
-    pub order_id: String,
-    pub user_id: String,
-}
-
-#[derive(Debug, Deserialize)]
-pub(crate) struct OrderCancelled {
-    pub order_id: String,
-    pub user_id: String,
-    pub reason: String,
-    #[serde(default)]
-    pub was_paid: bool,
-}
-
-#[derive(Debug, Deserialize)]
-pub(crate) struct PaymentRefunded {
-    pub order_id: String,
-    pub user_id: String,
-    pub amount: Money,
-}
 
 struct Events;
 

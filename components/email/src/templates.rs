@@ -4,8 +4,9 @@
 
 use estore_shared::money::Money;
 use estore_shared::notify::Contact;
+use estore_shared::notify::events::{Item, OrderCancelled, OrderConfirmed, OrderShipped, PaymentRefunded};
 
-use crate::{Item, OrderCancelled, OrderConfirmed, OrderShipped, PaymentRefunded, Promotion};
+use crate::Promotion;
 
 /// An e-mail ready to send.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -21,12 +21,11 @@ mod templates;
 
 use estore_shared::api::match_path;
 use estore_shared::messaging::handler::{HandleError, Message, MessageHandler};
-use estore_shared::money::Money;
 use estore_shared::notify::directory::{self, UserEvent};
+use estore_shared::notify::events::{OrderConfirmed, OrderDelivered, OrderShipped};
 use estore_shared::notify::{self, Contact, DeliverError, Draft, record};
 use estore_shared::problem::Problem;
 use estore_shared::sql::Database;
-use serde::Deserialize;
 use spin_sdk::http::{Method, Request, Response};
 use spin_sdk::http_component;
 
@@ -50,28 +49,6 @@ fn handle(req: Request) -> Result<Response, Problem> {
 }
 
 // ---- Events ---------------------------------------------------------------------------
-
-/// `data` of order.confirmed, as far as a text needs it.
-#[derive(Debug, Deserialize)]
-pub(crate) struct OrderConfirmed {
-    pub order_id: String,
-    pub user_id: String,
-    pub total: Money,
-}
-
-#[derive(Debug, Deserialize)]
-pub(crate) struct OrderShipped {
-    pub order_id: String,
-    pub user_id: String,
-    pub carrier: String,
-    pub tracking_number: String,
-}
-
-#[derive(Debug, Deserialize)]
-pub(crate) struct OrderDelivered {
-    pub order_id: String,
-    pub user_id: String,
-}
 
 struct Events;
 

@@ -1,8 +1,8 @@
 //! What each text says: short (one SMS segment where it can be), signed with the
 //! store's name since a text has no sender name of its own.
 
-use crate::{OrderConfirmed, OrderShipped};
 use estore_shared::notify::Contact;
+use estore_shared::notify::events::{OrderConfirmed, OrderShipped};
 
 pub fn welcome(to: &Contact) -> String {
     format!("Electronic Store: welcome, {}! Your account {} is ready.", to.greeting_name(), to.username)
@@ -41,6 +41,7 @@ mod tests {
         let order = OrderConfirmed {
             order_id: "1a2b3c4d-0000-4000-8000-000000000000".into(),
             user_id: "u1".into(),
+            items: Vec::new(),
             total: Money::new(129900, Currency::EUR),
         };
         assert_eq!(order_confirmed(&order), "Electronic Store: order 1a2b3c4d is confirmed, total €1,299.00.");

@@ -1,5 +1,6 @@
 //! What the notification services (`email`, `sms`) share: the [`directory`] of users
-//! they keep from users' events (order events carry only a user id), and the
+//! they keep from users' events (order events carry only a user id), the [`events`]
+//! they send about, and the
 //! [`record`] of every notification, which makes each one go out once however often
 //! its event arrives.
 //!
@@ -30,6 +31,7 @@
 //! holds for an SMTP server whose answer to an accepted message is lost (wit/email.wit).
 
 pub mod directory;
+pub mod events;
 pub mod record;
 
 pub use directory::Contact;
