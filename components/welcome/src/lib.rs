@@ -24,6 +24,8 @@ fn handle(req: Request) -> Response {
                     {"name": "catalog", "paths": ["/api/categories", "/api/categories/{id}", "/api/products", "/api/products/{id}"]},
                     {"name": "inventory", "paths": ["/api/inventory/{product_id}"]},
                     {"name": "cart", "paths": ["/api/cart", "/api/cart/items", "/api/cart/items/{product_id}"]},
+                    {"name": "email", "paths": ["/api/notifications/email", "/api/promotions"]},
+                    {"name": "sms", "paths": ["/api/notifications/sms"]},
                 ],
             }),
         ),
