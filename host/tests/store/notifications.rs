@@ -382,6 +382,8 @@ fn order_event(event_type: &str, order_id: &str, user_id: &str) -> String {
         "total": {"amount": 129900, "currency": "EUR"},
         "shipping_address": {"name": "Ada", "line1": "1 Main St", "city": "Graz", "postal_code": "8010", "country": "AT"},
         "carrier": "DHL", "tracking_number": "JD014600003828",
+        "reason": "payment declined", "was_reserved": true, "was_paid": true,
+        "payment_id": "pay-1", "amount": {"amount": 5000, "currency": "EUR"},
     });
     let envelope = estore_shared::event::Envelope::new(event_type, order_id, data);
     String::from_utf8(envelope.to_json().expect("serialises")).expect("UTF-8")
@@ -450,6 +452,30 @@ async fn an_order_event_published_twice_sends_one_mail_and_one_text_on_kafka_and
     assert_eq!(skipped["reason"], "opted out", "{skipped}");
     record(&eve, "email", "order_confirmed", eves_order, status_is("SENT")).await;
     assert_eq!(provider.bodies_to("+43 660 2222222").len(), 1, "only eve's welcome");
+
+    // The rest of an order's life, by e-mail.
+    for topic in ["order.delivered", "order.cancelled", "payment.refunded"] {
+        kafka.produce_keyed(topic, &[(eves_order, &order_event(topic, eves_order, &eve_id))]);
+    }
+    let delivered = record(&eve, "email", "order_delivered", eves_order, status_is("SENT")).await;
+    assert_eq!(delivered["subject"], "Order 0c0c0c0c delivered");
+    let cancelled = record(&eve, "email", "order_cancelled", eves_order, status_is("SENT")).await;
+    assert!(cancelled["body"].as_str().unwrap_or_default().contains("Reason: payment declined"), "{cancelled}");
+    let refunded = record(&eve, "email", "payment_refunded", eves_order, status_is("SENT")).await;
+    assert!(refunded["body"].as_str().unwrap_or_default().contains("refunded €50.00"), "{refunded}");
+    let delivered_text = record(&eve, "sms", "order_delivered", eves_order, status_is("SKIPPED")).await;
+    assert_eq!(delivered_text["reason"], "opted out");
+
+    // A promotion goes through the outbox on Kafka and PostgreSQL too; eve asked for them.
+    let patched = eve.patch("/api/users/me", json!({"marketing_opt_in": true})).await;
+    assert_eq!(patched.status, 200, "{patched:?}");
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let admin = client.admin().await;
+    let published = admin.post("/api/promotions", json!({"subject": "Winter sale", "body": "Warm deals."})).await;
+    assert_eq!(published.status, 202, "{published:?}");
+    let promotion_id = published.body["promotion_id"].as_str().expect("an id");
+    record(&eve, "email", "promotion", promotion_id, status_is("SENT")).await;
+    assert!(!ada.get("/api/notifications/email?size=100").await.body.to_string().contains("Winter sale"));
 }
 
 #[tokio::test]
