@@ -119,9 +119,7 @@ fn publish_promotion(req: &Request, db: &Database, caller: &Claims) -> Result<Re
         })
     })?;
     let published = Published { promotion: &promotion, published_at: clock::rfc3339(now), published_by: &caller.sub };
-    let mut response = api::json(202, &published);
-    response.set_header("location", "/api/notifications/email");
-    Ok(response)
+    Ok(api::json(202, &published))
 }
 
 // ---- Events ---------------------------------------------------------------------------
