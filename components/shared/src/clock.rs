@@ -15,6 +15,15 @@ pub fn now_unix() -> i64 {
     }
 }
 
+/// Milliseconds since the Unix epoch: for ordering records made within one second
+/// (newest first), where [`now_unix`] would tie.
+pub fn now_unix_ms() -> i64 {
+    match SystemTime::now().duration_since(UNIX_EPOCH) {
+        Ok(since) => i64::try_from(since.as_millis()).unwrap_or(i64::MAX),
+        Err(before) => i64::try_from(before.duration().as_millis()).map_or(i64::MIN, |ms| -ms),
+    }
+}
+
 /// `unix_secs` as RFC 3339 in UTC with whole seconds: `2026-11-26T02:40:00Z`.
 ///
 /// Times beyond chrono's range (about 262,000 years either side of today) saturate

@@ -20,6 +20,8 @@
 //! - [`auth`]: signed, expiring bearer tokens, roles, and argon2id password hashes.
 //! - [`money`]: integer minor units with a currency; checked arithmetic.
 //! - [`clock`]: Unix seconds and RFC 3339 UTC timestamps.
+//! - [`notify`]: what the notification services share: the directory of users kept
+//!   from `user.*` events, and the record that sends each notification once.
 //!
 //! Everything but a call into the host is plain Rust, unit-tested natively
 //! (`cargo test -p estore-shared`, with `--features handler` for the handler side).
@@ -53,5 +55,6 @@ pub mod email;
 pub mod event;
 pub mod messaging;
 pub mod money;
+pub mod notify;
 pub mod problem;
 pub mod sql;

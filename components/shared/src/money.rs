@@ -117,6 +117,32 @@ impl Money {
     }
 }
 
+/// For people, not machines: `€1,299.00`, `-€5.00`, `1,299.00 CHF` — thousands
+/// grouped with commas, two decimals (every currency the store takes has cents), the
+/// symbol of EUR, USD and GBP in front, other codes behind. What e-mails and texts
+/// show; APIs keep the `{amount, currency}` object.
+impl fmt::Display for Money {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let sign = if self.amount < 0 { "-" } else { "" };
+        let minor = self.amount.unsigned_abs();
+        let whole = (minor / 100).to_string();
+        let mut grouped = String::with_capacity(whole.len() + whole.len() / 3);
+        for (i, digit) in whole.chars().enumerate() {
+            if i > 0 && (whole.len() - i).is_multiple_of(3) {
+                grouped.push(',');
+            }
+            grouped.push(digit);
+        }
+        let number = format!("{grouped}.{:02}", minor % 100);
+        match self.currency.as_str() {
+            "EUR" => write!(f, "{sign}€{number}"),
+            "USD" => write!(f, "{sign}${number}"),
+            "GBP" => write!(f, "{sign}£{number}"),
+            code => write!(f, "{sign}{number} {code}"),
+        }
+    }
+}
+
 /// Why money could not be made or computed.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum MoneyError {
@@ -149,6 +175,19 @@ mod tests {
     use serde_json::json;
 
     use super::*;
+
+    #[test]
+    fn shows_amounts_as_people_read_them() {
+        let eur = |amount| Money::new(amount, Currency::EUR).to_string();
+        assert_eq!(eur(129900), "€1,299.00");
+        assert_eq!(eur(5), "€0.05");
+        assert_eq!(eur(0), "€0.00");
+        assert_eq!(eur(-500), "-€5.00");
+        assert_eq!(eur(123456789012), "€1,234,567,890.12");
+        assert_eq!(eur(i64::MIN), "-€92,233,720,368,547,758.08");
+        assert_eq!(Money::new(100000, Currency::new("CHF").expect("a code")).to_string(), "1,000.00 CHF");
+        assert_eq!(Money::new(1999, Currency::new("USD").expect("a code")).to_string(), "$19.99");
+    }
 
     #[test]
     fn a_currency_reads_from_a_text_column() {

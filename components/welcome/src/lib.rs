@@ -26,6 +26,8 @@ fn handle(req: Request) -> Response {
                     {"name": "cart", "paths": ["/api/cart", "/api/cart/items", "/api/cart/items/{product_id}"]},
                     {"name": "payments", "paths": ["/api/payments/{order_id}"]},
                     {"name": "shipping", "paths": ["/api/shipments/{order_id}", "/api/shipments/{order_id}/events"]},
+                    {"name": "email", "paths": ["/api/notifications/email", "/api/promotions"]},
+                    {"name": "sms", "paths": ["/api/notifications/sms"]},
                 ],
             }),
         ),

@@ -10,6 +10,9 @@ mod kafka;
 #[path = "../platform/postgres.rs"]
 #[allow(dead_code)]
 mod postgres;
+#[path = "../platform/smtp.rs"]
+#[allow(dead_code)]
+mod smtp;
 #[path = "../platform/watched.rs"]
 #[allow(dead_code)]
 mod watched;
@@ -19,6 +22,7 @@ mod support;
 mod cart;
 mod catalog;
 mod inventory;
+mod notifications;
 mod orders;
 mod payments;
 mod shipping;

@@ -92,6 +92,15 @@ impl Store {
         crate::postgres::shared().psql_in(database, &format!("SET search_path TO {component}__default;\n{sql}"))
     }
 
+    /// Appends `toml` to the runtime config for the next start, e.g. an `[email]`
+    /// section that points at a test's SMTP server.
+    pub fn runtime_config(self, toml: &str) -> Store {
+        let mut config = std::fs::read_to_string(&self.runtime_config).expect("read runtime config");
+        config.push_str(toml);
+        std::fs::write(&self.runtime_config, config).expect("write runtime config");
+        self
+    }
+
     pub fn state_dir(&self) -> PathBuf {
         self.dir.path().join("state")
     }
