@@ -281,8 +281,19 @@ impl MessageDispatcher {
                 }
                 Outcome::Handled
             }
-            Ok(Err(message_trigger::Error::Retry(reason))) => Outcome::Retry(reason),
-            Ok(Err(message_trigger::Error::Reject(reason))) => Outcome::Reject(reason),
+            Ok(Err(refusal)) => {
+                // A transaction it committed recorded the message as handled; the
+                // handler says it is not, so the next delivery must run it.
+                if store.data().message_in_progress.as_ref().is_some_and(|m| m.recorded)
+                    && let Err(e) = component.context.sql.forget_handled_message(group, message_id).await
+                {
+                    return Outcome::Retry(format!("cannot forget {message_id} as handled: {e:?}"));
+                }
+                match refusal {
+                    message_trigger::Error::Retry(reason) => Outcome::Retry(reason),
+                    message_trigger::Error::Reject(reason) => Outcome::Reject(reason),
+                }
+            }
             Err(error) => Outcome::Retry(match Stopped::of(error, &store) {
                 Stopped::Timeout => format!("did not finish within {} ms", timeout.as_millis()),
                 Stopped::MemoryExceeded { max_bytes } => format!("exceeded its memory limit of {} MiB", max_bytes >> 20),

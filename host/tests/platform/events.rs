@@ -303,6 +303,18 @@ async fn a_redelivered_message_is_not_handled_twice(bus: Bus) {
     assert!(rows(&host, "dead").await.is_empty());
 }
 
+/// A handler that committed and then asks for a retry has not handled the message:
+/// it runs again, although its first run's commit recorded the message.
+async fn a_retry_after_a_commit_runs_the_handler_again(bus: Bus) {
+    let app = EventApp::new(bus);
+    let host = app.start();
+    publish(&host, &app, Some("k"), &[command(1, "retry-after-commit:1")], "direct").await;
+    let handled = wait_for(&host, "handled", "a second run", |rows| rows.len() >= 2).await;
+    let attempts: Vec<_> = handled.iter().map(|row| row["attempt"].clone()).collect();
+    assert_eq!(attempts, [1, 2], "{handled:#?}");
+    assert!(rows(&host, "dead").await.is_empty());
+}
+
 async fn publishing_is_limited_to_the_allowed_topics(bus: Bus) {
     let app = EventApp::new(bus);
     let host = app.start();
@@ -373,6 +385,7 @@ on_every_bus!(
     stopping_finishes_the_message_being_handled,
     outbox_publishes_on_commit_only,
     a_redelivered_message_is_not_handled_twice,
+    a_retry_after_a_commit_runs_the_handler_again,
     publishing_is_limited_to_the_allowed_topics,
     messages_carry_the_trace_of_what_published_them,
 );

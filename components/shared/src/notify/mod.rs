@@ -18,11 +18,9 @@
 //!    status still `PENDING`, and a retry asked of the platform. The redelivery finds
 //!    the record `PENDING` and sends again.
 //!
-//! No step runs in an SQL transaction, on purpose: the host records a message as
-//! handled in the handler's first committed transaction, so a handler that committed
-//! and then asked for a retry would never be called again. Each step is one
-//! statement, atomic on its own; the handled-message record is then written when the
-//! handler returns `Ok`.
+//! No step needs an SQL transaction: each is one statement, atomic on its own, and
+//! the e-mail or text goes out between them, where no transaction should be held
+//! open. The platform records the message as handled when the handler returns `Ok`.
 //!
 //! **A crash between sending and recording** (the instance is killed, the database
 //! is away for the update) leaves the record `PENDING`: the message is redelivered and

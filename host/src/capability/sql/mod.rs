@@ -187,6 +187,17 @@ impl SqlAccess {
         Ok(forgotten)
     }
 
+    /// Forgets that `group` handled `message_id`, in every database of the component:
+    /// a handler that committed and then returned `retry` or `reject` has not handled
+    /// it, and its redelivery (or a replay of the dead letter) must run it again.
+    pub async fn forget_handled_message(&self, group: &str, message_id: &str) -> Result<(), Error> {
+        for database in self.granted.values() {
+            database.ensure_ready().await?;
+            outbox::forget_message(&database.backend, group, message_id, database.limits).await?;
+        }
+        Ok(())
+    }
+
     /// Records a message as handled outside any transaction, in the component's first
     /// database (for handlers whose effects were not in a transaction). A component
     /// without a database has nowhere to record it, and is told so by `false`.

@@ -85,6 +85,13 @@ pub async fn forget_handled(backend: &Backend, before_ms: i64, limits: SqlLimits
     backend.execute(None, &delete, vec![Value::Int64(before_ms)], limits).await
 }
 
+/// Forgets that `group` handled `message_id`: the handler asked to run it again.
+pub async fn forget_message(backend: &Backend, group: &str, message_id: &str, limits: SqlLimits) -> Result<u64, Error> {
+    let delete = format!("DELETE FROM {HANDLED} WHERE consumer_group = ? AND message_id = ?");
+    let params = vec![Value::Text(group.to_owned()), Value::Text(message_id.to_owned())];
+    backend.execute(None, &delete, params, limits).await
+}
+
 pub async fn was_handled(backend: &Backend, group: &str, message_id: &str, limits: SqlLimits) -> Result<bool, Error> {
     let select = format!("SELECT 1 FROM {HANDLED} WHERE consumer_group = ? AND message_id = ?");
     let params = vec![Value::Text(group.to_owned()), Value::Text(message_id.to_owned())];
@@ -194,6 +201,7 @@ mod tests {
         record_handled(&backend, None, "group", "m-1", LIMITS).await.expect("recording twice is harmless");
         assert!(was_handled(&backend, "group", "m-1", LIMITS).await.expect("check"));
         assert!(!was_handled(&backend, "other-group", "m-1", LIMITS).await.expect("check"));
+        assert_eq!(forget_message(&backend, "other-group", "m-1", LIMITS).await.expect("forget"), 0);
 
         assert_eq!(forget_handled(&backend, now_ms() - 60_000, LIMITS).await.expect("forget"), 0, "recent ids stay");
         assert_eq!(forget_handled(&backend, now_ms() + 1, LIMITS).await.expect("forget"), 1);
