@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 use serde_json::{Value as Json, json};
 
 use crate::smtp::SmtpServer;
-use crate::support::{Backends, Client, Store};
+use crate::support::{Backends, Client, Store, register};
 
 const ACCOUNT_SID: &str = "AC0123456789";
 const AUTH_TOKEN: &str = "s3cret-token";
@@ -38,14 +38,14 @@ struct ProviderRequest {
 /// reached from here: a plain HTTP/1.1 server on loopback that records every request
 /// and answers `201 {sid, status}` like the real one, or `500` for the first
 /// `failures` requests.
-struct SmsProvider {
+pub(crate) struct SmsProvider {
     port: u16,
     requests: Arc<Mutex<Vec<ProviderRequest>>>,
     failures: Arc<AtomicUsize>,
 }
 
 impl SmsProvider {
-    fn start() -> SmsProvider {
+    pub(crate) fn start() -> SmsProvider {
         let listener = TcpListener::bind("127.0.0.1:0").expect("bind the stand-in SMS provider");
         let port = listener.local_addr().expect("its address").port();
         let provider = SmsProvider { port, requests: Arc::default(), failures: Arc::default() };
@@ -61,7 +61,7 @@ impl SmsProvider {
     }
 
     /// The `base_url` the sms service is configured with.
-    fn base_url(&self) -> String {
+    pub(crate) fn base_url(&self) -> String {
         format!("http://127.0.0.1:{}", self.port)
     }
 
@@ -75,7 +75,7 @@ impl SmsProvider {
     }
 
     /// The texts sent to `phone`, in the order received (failed attempts included).
-    fn bodies_to(&self, phone: &str) -> Vec<String> {
+    pub(crate) fn bodies_to(&self, phone: &str) -> Vec<String> {
         self.requests().into_iter().filter(|r| r.form.get("To").map(String::as_str) == Some(phone)).map(|r| r.form["Body"].clone()).collect()
     }
 }
@@ -188,7 +188,7 @@ fn smtp_config(port: u16) -> String {
 }
 
 /// A store sending e-mail to `smtp` and texts to `provider`.
-fn notifying_store(backends: Backends, smtp: &SmtpServer, provider: &SmsProvider) -> Store {
+pub(crate) fn notifying_store(backends: Backends, smtp: &SmtpServer, provider: &SmsProvider) -> Store {
     Store::new(backends)
         .runtime_config(&smtp_config(smtp.port()))
         .variable("sms_base_url", &provider.base_url())
@@ -198,31 +198,9 @@ fn notifying_store(backends: Backends, smtp: &SmtpServer, provider: &SmsProvider
         .variable("sms_from", SMS_FROM)
 }
 
-/// Registers `name` (`<name>@example.com` unless `email` says otherwise) with the
-/// extra fields of `extra`; returns a client logged in as them and their user id.
-async fn register(client: &Client, name: &str, extra: Json) -> (Client, String) {
-    let email = extra["email"].as_str().map_or_else(|| format!("{name}@example.com"), str::to_owned);
-    let mut body = json!({
-        "username": name, "email": email, "password": "correct horse battery",
-        "first_name": capitalised(name), "last_name": "Tester",
-    });
-    if let (Some(body), Some(extra)) = (body.as_object_mut(), extra.as_object()) {
-        body.extend(extra.clone());
-    }
-    let answer = client.post("/api/users", body).await;
-    assert_eq!(answer.status, 201, "register {name}: {answer:?}");
-    let id = answer.body["id"].as_str().expect("an id").to_owned();
-    (client.login(&email, "correct horse battery").await, id)
-}
-
-fn capitalised(name: &str) -> String {
-    let mut chars = name.chars();
-    chars.next().map(|first| first.to_uppercase().chain(chars).collect()).unwrap_or_default()
-}
-
 /// Waits until the caller's records at `/api/notifications/<channel>` include one with
 /// `template` and `reference` that satisfies `done`; returns it.
-async fn record(client: &Client, channel: &str, template: &str, reference: &str, done: impl Fn(&Json) -> bool) -> Json {
+pub(crate) async fn record(client: &Client, channel: &str, template: &str, reference: &str, done: impl Fn(&Json) -> bool) -> Json {
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
         let list = client.get(&format!("/api/notifications/{channel}?size=100")).await;
@@ -241,12 +219,12 @@ async fn record(client: &Client, channel: &str, template: &str, reference: &str,
     }
 }
 
-fn status_is(status: &'static str) -> impl Fn(&Json) -> bool {
+pub(crate) fn status_is(status: &'static str) -> impl Fn(&Json) -> bool {
     move |item| item["status"] == status
 }
 
 /// The raw messages the SMTP server took for `address`.
-fn mails_to(smtp: &SmtpServer, address: &str) -> Vec<String> {
+pub(crate) fn mails_to(smtp: &SmtpServer, address: &str) -> Vec<String> {
     smtp.messages()
         .into_iter()
         .map(|raw| String::from_utf8_lossy(&raw).into_owned())

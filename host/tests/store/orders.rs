@@ -7,7 +7,9 @@ use std::time::Duration;
 
 use serde_json::{Value as Json, json};
 
-use crate::support::{Answer, Backends, Client, EventStream, Store, get_until};
+use crate::notifications::{SmsProvider, mails_to, notifying_store, record, status_is};
+use crate::smtp::SmtpServer;
+use crate::support::{Answer, Backends, Client, EventStream, Store, get_until, register};
 
 /// The default payment provider's test cards (domain.md).
 const APPROVED_CARD: &str = "4242 4242 4242 4242";
@@ -24,15 +26,7 @@ fn address() -> Json {
 
 /// Registers `name` and logs them in.
 async fn shopper(client: &Client, name: &str) -> Client {
-    let registered = client
-        .post(
-            "/api/users",
-            json!({"username": name, "email": format!("{name}@example.com"), "password": "correct horse battery",
-                   "first_name": "Ada", "last_name": "Lovelace"}),
-        )
-        .await;
-    assert_eq!(registered.status, 201, "register {name}: {registered:?}");
-    client.login(&format!("{name}@example.com"), "correct horse battery").await
+    register(client, name, json!({})).await.0
 }
 
 async fn fill_cart(shopper: &Client, items: &[(i64, i64)]) {
@@ -92,12 +86,24 @@ async fn carrier_reports(base: &str, token: &str, order_id: &str, status: &str) 
         .unwrap_or_else(|e| panic!("carrier webhook: {e}"))
 }
 
+/// The flow section 7 of the store's issue walks through, with its e-mails going to
+/// a real SMTP server and its texts to a stand-in of the SMS provider's API.
 async fn whole_flow(backends: Backends) {
-    let store = Store::new(backends);
+    let smtp = SmtpServer::start();
+    let sms_provider = SmsProvider::start();
+    let store = notifying_store(backends, &smtp, &sms_provider);
     let host = store.start();
     let client = Client::new(&host);
     let admin = client.admin().await;
-    let ada = shopper(&client, "ada").await;
+    // The SMTP server serves the whole run: a name of this test's own.
+    let name = format!("ada_{backends:?}").to_lowercase();
+    let email = format!("{name}@example.com");
+    let phone = "+43 664 1234567";
+    let (ada, ada_id) = register(&client, &name, json!({"phone": phone})).await;
+    record(&ada, "email", "welcome", &ada_id, status_is("SENT")).await;
+    record(&ada, "sms", "welcome", &ada_id, status_is("SENT")).await;
+    assert!(mails_to(&smtp, &email).iter().any(|mail| mail.contains("Subject: Welcome")), "{:?}", mails_to(&smtp, &email));
+    assert_eq!(sms_provider.bodies_to(phone).len(), 1, "the welcome text");
 
     // The admin stocks a new product; the shopper finds it.
     let category = admin.post("/api/categories", json!({"name": "E-readers"})).await;
@@ -174,6 +180,17 @@ async fn whole_flow(backends: Backends) {
         409,
         "a delivered order cannot be cancelled"
     );
+    // Confirmation, shipping (with the tracking number) and delivery, by e-mail and text.
+    for template in ["order_confirmed", "order_shipped", "order_delivered"] {
+        record(&ada, "email", template, &order_id, status_is("SENT")).await;
+        record(&ada, "sms", template, &order_id, status_is("SENT")).await;
+    }
+    let mails = mails_to(&smtp, &email);
+    assert_eq!(mails.len(), 4, "welcome, confirmed, shipped, delivered: {mails:#?}");
+    let tracking_number = shipment.body["tracking_number"].as_str().unwrap_or("none");
+    assert!(mails.iter().any(|mail| mail.contains(tracking_number)), "{mails:#?}");
+    assert_eq!(sms_provider.bodies_to(phone).len(), 4);
+
     let mine = ada.get("/api/orders").await.body;
     assert_eq!((mine["total"].clone(), mine["items"][0]["id"].clone()), (json!(1), json!(order_id)));
 }
@@ -232,6 +249,60 @@ async fn short_stock_and_declined_cards_cancel_orders_on_the_embedded_defaults()
 #[tokio::test]
 async fn short_stock_and_declined_cards_cancel_orders_on_kafka_and_postgres() {
     orders_that_fail(Backends::KafkaPostgres).await;
+}
+
+/// With parcels held until the carrier picks them up, a paid order can still be
+/// cancelled: refunded, its stock back, its parcel stays home. The next order ships
+/// when the carrier reports the pickup.
+async fn cancelled_after_payment(backends: Backends) {
+    let store = Store::new(backends).variable("shipping_dispatch", "on_pickup");
+    let host = store.start();
+    let client = Client::new(&host);
+    let ada = shopper(&client, "ada").await;
+
+    // Demo product 6 has 30.
+    fill_cart(&ada, &[(6, 3)]).await;
+    let placed = checkout(&ada, APPROVED_CARD).await;
+    assert_eq!(placed.status, 202, "{placed:?}");
+    let id = placed.body["id"].as_str().unwrap_or_default();
+    order_reaches(&ada, id, "CONFIRMED").await;
+    stock_is(&client, 6, (27, 3)).await;
+    let waiting = get_until(&ada, &format!("/api/shipments/{id}"), |a| a.status == 200).await;
+    assert_eq!(waiting.body["status"], "AWAITING_PICKUP", "{waiting:?}");
+
+    let cancelled = ada.post(&format!("/api/orders/{id}/cancel"), json!({})).await;
+    assert_eq!(cancelled.status, 200, "{cancelled:?}");
+    assert_eq!((&cancelled.body["status"], &cancelled.body["reason"]), (&json!("CANCELLED"), &json!("cancelled by the customer")));
+    assert_eq!(ada.post(&format!("/api/orders/{id}/cancel"), json!({})).await.status, 409, "cancelled already");
+    let refund = get_until(&ada, &format!("/api/payments/{id}"), |a| a.body["status"] == "REFUNDED").await;
+    assert_eq!(refund.body["amount"], placed.body["total"]);
+    let order = get_until(&ada, &format!("/api/orders/{id}"), |a| a.body["payment"]["status"] == "REFUNDED").await;
+    let history: Vec<_> = order.body["history"].as_array().into_iter().flatten().map(|h| h["status"].clone()).collect();
+    assert_eq!(history, ["PENDING", "RESERVED", "CONFIRMED", "CANCELLED"]);
+    stock_is(&client, 6, (30, 0)).await;
+    get_until(&ada, &format!("/api/shipments/{id}"), |a| a.body["status"] == "CANCELLED").await;
+    assert_eq!(carrier_reports(&host.url, CARRIER_TOKEN, id, "PICKED_UP").await, 409, "nothing to pick up");
+
+    // The next order leaves when the carrier picks it up.
+    fill_cart(&ada, &[(6, 1)]).await;
+    let placed = checkout(&ada, APPROVED_CARD).await;
+    let id = placed.body["id"].as_str().unwrap_or_default();
+    order_reaches(&ada, id, "CONFIRMED").await;
+    get_until(&ada, &format!("/api/shipments/{id}"), |a| a.body["status"] == "AWAITING_PICKUP").await;
+    assert_eq!(carrier_reports(&host.url, CARRIER_TOKEN, id, "PICKED_UP").await, 200);
+    let shipped = order_reaches(&ada, id, "SHIPPED").await;
+    assert!(shipped["shipment"]["tracking_number"].is_string(), "{shipped}");
+    stock_is(&client, 6, (29, 0)).await;
+}
+
+#[tokio::test]
+async fn a_paid_order_cancelled_before_pickup_is_refunded_on_the_embedded_defaults() {
+    cancelled_after_payment(Backends::Embedded).await;
+}
+
+#[tokio::test]
+async fn a_paid_order_cancelled_before_pickup_is_refunded_on_kafka_and_postgres() {
+    cancelled_after_payment(Backends::KafkaPostgres).await;
 }
 
 /// What checkout and the order paths answer to a bad request, a stranger, and a

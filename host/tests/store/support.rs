@@ -385,3 +385,25 @@ pub async fn get_until(client: &Client, path: &str, wanted: impl Fn(&Answer) -> 
         tokio::time::sleep(std::time::Duration::from_millis(250)).await;
     }
 }
+
+/// Registers `name` (`<name>@example.com` unless `email` says otherwise) with the
+/// extra fields of `extra`; returns a client logged in as them and their user id.
+pub async fn register(client: &Client, name: &str, extra: Json) -> (Client, String) {
+    let email = extra["email"].as_str().map_or_else(|| format!("{name}@example.com"), str::to_owned);
+    let mut body = serde_json::json!({
+        "username": name, "email": email, "password": "correct horse battery",
+        "first_name": capitalised(name), "last_name": "Tester",
+    });
+    if let (Some(body), Some(extra)) = (body.as_object_mut(), extra.as_object()) {
+        body.extend(extra.clone());
+    }
+    let answer = client.post("/api/users", body).await;
+    assert_eq!(answer.status, 201, "register {name}: {answer:?}");
+    let id = answer.body["id"].as_str().expect("an id").to_owned();
+    (client.login(&email, "correct horse battery").await, id)
+}
+
+fn capitalised(name: &str) -> String {
+    let mut chars = name.chars();
+    chars.next().map(|first| first.to_uppercase().chain(chars).collect()).unwrap_or_default()
+}
