@@ -13,6 +13,7 @@ use std::time::Duration;
 use anyhow::{Context, Result, anyhow};
 use tokio::net::TcpListener;
 
+use crate::admin::{self, Admin};
 use crate::bus::Bus;
 use crate::capability::email::Mailer;
 use crate::capability::key_value::KeyValueStores;
@@ -20,6 +21,7 @@ use crate::capability::messaging::PublishGrant;
 use crate::capability::outbound_http::OutboundPolicy;
 use crate::capability::variables::AppVariables;
 use crate::capability::wasi::WasiGrant;
+use crate::deployments::Deployments;
 use crate::engine::{Engine, EngineSettings};
 use crate::manifest::{HttpRoute, Manifest};
 use crate::registry::{Registry, TriggeredBy};
@@ -37,16 +39,23 @@ pub struct UpOptions {
     pub runtime_config: Option<PathBuf>,
     pub state_dir: Option<PathBuf>,
     pub cache_dir: Option<PathBuf>,
+    /// The admin API's address (deploy, rollback, components).
+    pub admin_listen: SocketAddr,
+}
+
+/// Where an application keeps its state when not told: `.estore` beside the manifest.
+pub fn default_state_dir(manifest: &Manifest) -> PathBuf {
+    manifest.dir.join(".estore")
 }
 
 pub async fn up(options: UpOptions) -> Result<()> {
-    let manifest = Manifest::load(&options.manifest)?;
+    let manifest = Arc::new(Manifest::load(&options.manifest)?);
     manifest.check_sources()?;
     let runtime = match &options.runtime_config {
         Some(path) => RuntimeConfig::load(path)?,
         None => RuntimeConfig::default(),
     };
-    let state_dir = options.state_dir.clone().unwrap_or_else(|| manifest.dir.join(".estore"));
+    let state_dir = options.state_dir.clone().unwrap_or_else(|| default_state_dir(&manifest));
     std::fs::create_dir_all(&state_dir)
         .with_context(|| format!("cannot create the state dir {}", state_dir.display()))?;
 
@@ -85,7 +94,8 @@ pub async fn up(options: UpOptions) -> Result<()> {
     if let Some(bus) = &bus {
         create_publish_topics(&manifest, bus);
     }
-    let mut registry = Registry::new(engine);
+    let deployments = Deployments::new(&state_dir);
+    let mut registry = Registry::new(engine, linker);
     for component in manifest.components.values() {
         let triggered_by = TriggeredBy {
             http: manifest.http_triggers.iter().any(|t| t.component == component.id),
@@ -129,7 +139,23 @@ pub async fn up(options: UpOptions) -> Result<()> {
         if let Some(bus) = bus.as_ref().filter(|_| !component.allowed_publish_topics.is_empty()) {
             context.sql.start_relays(bus, delivery.publish_timeout);
         }
-        if let Err(e) = registry.load(&linker, context, &component.source, triggered_by) {
+        let source = match deployments.serving(&component.id) {
+            Ok(Some((version, file))) => {
+                tracing::info!(
+                    component = %component.id,
+                    "serving the version deployed at {} ({}); `estore rollback` returns to the one before",
+                    version.deployed_at,
+                    &version.digest[..12.min(version.digest.len())]
+                );
+                file
+            }
+            Ok(None) => component.source.clone(),
+            Err(e) => {
+                tracing::error!(component = %component.id, "{e:#}; serving the manifest's source instead");
+                component.source.clone()
+            }
+        };
+        if let Err(e) = registry.load(context, &source, triggered_by) {
             registry.mark_failed(&component.id, format!("{e:#}"));
         }
     }
@@ -147,7 +173,14 @@ pub async fn up(options: UpOptions) -> Result<()> {
     let listener =
         TcpListener::bind(options.listen).await.with_context(|| format!("cannot listen on {}", options.listen))?;
     let address = listener.local_addr()?;
+    let admin_listener = TcpListener::bind(options.admin_listen)
+        .await
+        .with_context(|| format!("cannot listen on {} for the admin API", options.admin_listen))?;
+    let admin_address = admin_listener.local_addr()?;
+    admin::publish_address(&state_dir, admin_address)?;
+    let admin = Arc::new(Admin::new(registry.clone(), manifest.clone(), &state_dir, admin::token(&state_dir)?));
     print_routes(&manifest, &registry, bus.as_ref(), address);
+    println!("Admin API: http://{admin_address} (token in {})", admin::token_file(&state_dir).display());
     let drain = runtime.request_timeout().max(largest_timeout(&manifest)) + DRAIN_GRACE;
     // One signal stops both triggers; each drains what it is running meanwhile.
     let (stop, stopping) = tokio::sync::watch::channel(false);
@@ -174,7 +207,8 @@ pub async fn up(options: UpOptions) -> Result<()> {
         stop.send_replace(true);
         served
     };
-    let (served, ()) = tokio::join!(serve, drain_messages);
+    let serve_admin = admin::serve(admin_listener, admin, stopped(stopping.clone()));
+    let (served, (), ()) = tokio::join!(serve, drain_messages, serve_admin);
     served?;
     tracing::info!("stopped");
     Ok(())

@@ -6,13 +6,16 @@
 //! The layout follows the architecture: [`manifest`] and [`runtime_config`] say what
 //! to run and with what; [`engine`] compiles and caches components; [`registry`] holds
 //! them linked and ready; [`trigger`] turns outside events into calls; [`capability`]
-//! is everything a component may reach, each granted by the manifest alone.
+//! is everything a component may reach, each granted by the manifest alone;
+//! [`admin`] and [`deployments`] replace one component's version while the host runs.
 
+pub mod admin;
 pub mod app;
 pub mod bindings;
 pub mod builder;
 pub mod bus;
 pub mod capability;
+pub mod deployments;
 pub mod engine;
 pub mod manifest;
 pub mod registry;
@@ -20,3 +23,4 @@ pub mod runtime_config;
 pub mod store;
 pub mod trace;
 pub mod trigger;
+pub mod watch;

@@ -1,7 +1,5 @@
 //! `estore`: the command line. The host itself is the library (`src/lib.rs`).
 
-
-
 use std::io::IsTerminal;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -9,8 +7,9 @@ use std::process::ExitCode;
 
 use clap::{Args, Parser, Subcommand};
 
+use estore::admin::client::AdminClient;
 use estore::manifest::Manifest;
-use estore::{app, builder};
+use estore::{app, builder, watch};
 
 #[derive(Parser)]
 #[command(name = "estore", version, about = "Run Spin-format WebAssembly applications")]
@@ -25,6 +24,45 @@ enum Command {
     Up(UpArgs),
     /// Build the application's components with their build commands.
     Build(BuildArgs),
+    /// Replace one component of the running host with a new version (built first when
+    /// no file is given); the host keeps serving throughout.
+    Deploy(DeployArgs),
+    /// Return a component of the running host to its previous version.
+    Rollback(ComponentArgs),
+    /// List the running host's components: version, deploy time, source, triggers,
+    /// requests and messages served.
+    Components(HostArgs),
+    /// Rebuild the components whose sources change and deploy each into the running
+    /// host, until interrupted.
+    Watch(HostArgs),
+}
+
+/// How the CLI finds a running host: by its state dir.
+#[derive(Args)]
+struct HostArgs {
+    #[command(flatten)]
+    manifest: ManifestArg,
+    /// The running host's state dir. Default: .estore beside the manifest.
+    #[arg(long, env = "ESTORE_STATE_DIR")]
+    state_dir: Option<PathBuf>,
+}
+
+#[derive(Args)]
+struct ComponentArgs {
+    /// The component's id in the manifest.
+    component: String,
+    #[command(flatten)]
+    host: HostArgs,
+}
+
+#[derive(Args)]
+struct DeployArgs {
+    /// The component's id in the manifest.
+    component: String,
+    /// The new version's wasm. Default: build the component, then take its `source`.
+    file: Option<PathBuf>,
+    #[command(flatten)]
+    host: HostArgs,
 }
 
 #[derive(Args)]
@@ -51,6 +89,10 @@ struct UpArgs {
     /// Folder for compiled components. Default: <state-dir>/cache.
     #[arg(long, env = "ESTORE_CACHE_DIR")]
     cache_dir: Option<PathBuf>,
+    /// Address of the admin API (deploy, rollback, components). Keep it on loopback
+    /// or a private network: it replaces code.
+    #[arg(long, default_value = "127.0.0.1:0", env = "ESTORE_ADMIN_LISTEN")]
+    admin_listen: SocketAddr,
     /// Build the components before starting.
     #[arg(long)]
     build: bool,
@@ -92,6 +134,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                     runtime_config: None,
                     state_dir: None,
                     cache_dir: None,
+                    admin_listen: ([127, 0, 0, 1], 0).into(),
                 });
             }
             Ok(())
@@ -107,7 +150,78 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 runtime_config: args.runtime_config,
                 state_dir: args.state_dir,
                 cache_dir: args.cache_dir,
+                admin_listen: args.admin_listen,
             })
+        }
+        Command::Deploy(args) => {
+            let (manifest, client) = host(&args.host)?;
+            let file = match args.file {
+                Some(file) => file,
+                None => {
+                    builder::build(&manifest, std::slice::from_ref(&args.component))?;
+                    manifest.components[&args.component].source.clone()
+                }
+            };
+            let switched = block_on(client.deploy(&args.component, &file))?;
+            println!("{}", describe_switch("deployed", &switched));
+            Ok(())
+        }
+        Command::Rollback(args) => {
+            let (_, client) = host(&args.host)?;
+            let switched = block_on(client.rollback(&args.component))?;
+            println!("{}", describe_switch("rolled back", &switched));
+            Ok(())
+        }
+        Command::Components(args) => {
+            let (_, client) = host(&args)?;
+            print_components(&block_on(client.components())?);
+            Ok(())
+        }
+        Command::Watch(args) => {
+            let (manifest, client) = host(&args)?;
+            block_on(watch::watch(&manifest, &client))
+        }
+    }
+}
+
+/// The manifest, and the admin API of the host serving it.
+fn host(args: &HostArgs) -> anyhow::Result<(Manifest, AdminClient)> {
+    let path = manifest_path(&args.manifest.manifest);
+    let manifest = Manifest::load(&path)?;
+    let state_dir = args.state_dir.clone().unwrap_or_else(|| app::default_state_dir(&manifest));
+    Ok((manifest, AdminClient::for_state_dir(&state_dir)?))
+}
+
+fn block_on<T>(future: impl Future<Output = anyhow::Result<T>>) -> anyhow::Result<T> {
+    tokio::runtime::Builder::new_current_thread().enable_all().build()?.block_on(future)
+}
+
+fn describe_switch(what: &str, switched: &serde_json::Value) -> String {
+    let short = |v: &serde_json::Value| v.as_str().map(|s| s.chars().take(12).collect::<String>()).unwrap_or_default();
+    format!(
+        "{what} {}: now {} (was {}), in {} ms",
+        switched["component"].as_str().unwrap_or("?"),
+        short(&switched["version"]["digest"]),
+        short(&switched["previous"]),
+        switched["took_ms"]
+    )
+}
+
+fn print_components(components: &serde_json::Value) {
+    println!("{:<12} {:<12} {:<24} {:>9} {:>9}  {}", "COMPONENT", "VERSION", "DEPLOYED", "REQUESTS", "MESSAGES", "SOURCE / TRIGGERS");
+    for component in components.as_array().into_iter().flatten() {
+        let text = |key: &str| component[key].as_str().unwrap_or_default().to_owned();
+        println!(
+            "{:<12} {:<12} {:<24} {:>9} {:>9}  {}",
+            text("id"),
+            text("version").chars().take(12).collect::<String>(),
+            text("deployed_at"),
+            component["requests"],
+            component["messages"],
+            text("source")
+        );
+        for trigger in component["triggers"].as_array().into_iter().flatten() {
+            println!("{:>71}{}", "", trigger.as_str().unwrap_or_default());
         }
     }
 }

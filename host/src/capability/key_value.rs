@@ -36,6 +36,12 @@ pub struct KeyValueAccess {
     granted: Arc<BTreeMap<String, KeyValueStore>>,
 }
 
+impl KeyValueAccess {
+    pub fn is_empty(&self) -> bool {
+        self.granted.is_empty()
+    }
+}
+
 /// Every store any component of the application uses, opened once at start.
 pub struct KeyValueStores {
     stores: BTreeMap<String, KeyValueStore>,

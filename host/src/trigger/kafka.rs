@@ -210,7 +210,9 @@ impl MessageDispatcher {
             }
             let outcome = {
                 let _permit = self.handlers.acquire().await;
-                self.attempt(component, group, &message, &message_id, attempt).await
+                // The version serving now: a deploy takes effect at the next attempt.
+                let serving = self.registry.get(id);
+                self.attempt(serving.as_deref().unwrap_or(component), group, &message, &message_id, attempt).await
             };
             match outcome {
                 Outcome::Handled => return Delivered::Done,
@@ -258,6 +260,7 @@ impl MessageDispatcher {
             Ok(store) => store,
             Err(e) => return Outcome::Retry(format!("cannot create an instance: {e:#}")),
         };
+        component.served.count_message();
         store.data_mut().message_in_progress =
             Some(MessageInProgress { group: group.clone(), message_id: message_id.to_owned(), recorded: false });
         let timeout = component.context.limits.timeout;

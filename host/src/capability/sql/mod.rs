@@ -187,6 +187,21 @@ impl SqlAccess {
         Ok(forgotten)
     }
 
+    /// Whether the component was granted any database.
+    pub fn is_granted(&self) -> bool {
+        !self.granted.is_empty()
+    }
+
+    /// Applies what `folder` holds and database `label` has not applied yet: the
+    /// migrations a deployed version brings. A failure says which file and statement.
+    pub async fn migrate(&self, label: &str, folder: &Path) -> Result<(), String> {
+        let database = self.granted.get(label).ok_or_else(|| format!("no database `{label}` is granted"))?;
+        database.ensure_ready().await.map_err(|e| errors::describe(&e))?;
+        migrations::apply(&database.backend, &database.component, folder, database.limits)
+            .await
+            .map_err(|e| errors::describe(&e))
+    }
+
     /// Forgets that `group` handled `message_id`, in every database of the component:
     /// a handler that committed and then returned `retry` or `reject` has not handled
     /// it, and its redelivery (or a replay of the dead letter) must run it again.

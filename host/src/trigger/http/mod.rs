@@ -151,6 +151,7 @@ impl HttpDispatcher {
         let Some(http) = component.http.clone() else {
             return Err(Failure::Instantiate(anyhow::anyhow!("component `{}` has no HTTP trigger", component.context.id)));
         };
+        component.served.count_request();
         let engine = self.registry.engine();
         let trace = trace_of(req.headers());
         let mut store =

@@ -1,0 +1,361 @@
+//! The admin API: deploy, roll back and list the components of the running host,
+//! one component at a time, without a restart.
+//!
+//! It has its own listener (`--admin-listen`, loopback by default), and every request
+//! needs `Authorization: Bearer <token>`: `ESTORE_ADMIN_TOKEN`, or a token generated
+//! into `<state>/admin/token` (owner-only) at the first start. The listener's address
+//! goes to `<state>/admin/address`, so `estore deploy` finds the host by its state dir.
+//!
+//! - `GET /v1/components`: every component with its version, deploy time, source,
+//!   triggers and what it served.
+//! - `POST /v1/components/{id}/deploy`: the body is the new version's wasm
+//!   (`x-estore-source` says where it came from). It is compiled and checked (its
+//!   exports against its triggers, its imports against the manifest's grants), the
+//!   component's pending migrations are applied, then it replaces the running version
+//!   atomically ([`crate::registry`]). Any failure leaves the old version serving.
+//! - `POST /v1/components/{id}/rollback`: back to the version before.
+
+pub mod client;
+mod grants;
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Instant;
+
+use anyhow::{Context, Result};
+use bytes::Bytes;
+use http::{Method, Request, Response, StatusCode};
+use http_body_util::{BodyExt, Full, Limited};
+use hyper::body::Incoming;
+use hyper::server::conn::http1;
+use hyper::service::service_fn;
+use hyper_util::rt::TokioIo;
+use serde::Serialize;
+use serde_json::json;
+use tokio::net::TcpListener;
+
+use crate::deployments::{Deployments, History, Version};
+use crate::manifest::{HttpRoute, Manifest};
+use crate::registry::{LoadedComponent, Registry};
+
+/// The largest wasm a deploy accepts.
+const MAX_WASM_BYTES: usize = 256 << 20;
+pub const TOKEN_ENV: &str = "ESTORE_ADMIN_TOKEN";
+
+/// Where a state dir keeps the admin API's address and token.
+pub fn address_file(state_dir: &Path) -> PathBuf {
+    state_dir.join("admin").join("address")
+}
+
+pub fn token_file(state_dir: &Path) -> PathBuf {
+    state_dir.join("admin").join("token")
+}
+
+/// The token: from the environment, else the state dir's, else a new one written there.
+pub fn token(state_dir: &Path) -> Result<String> {
+    if let Some(token) = std::env::var(TOKEN_ENV).ok().filter(|t| !t.trim().is_empty()) {
+        return Ok(token.trim().to_owned());
+    }
+    let path = token_file(state_dir);
+    match std::fs::read_to_string(&path) {
+        Ok(token) if !token.trim().is_empty() => return Ok(token.trim().to_owned()),
+        Ok(_) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => return Err(e).with_context(|| format!("cannot read the admin token {}", path.display())),
+    }
+    let token = format!("{}{}", uuid::Uuid::new_v4().simple(), uuid::Uuid::new_v4().simple());
+    let dir = path.parent().context("the token file has a folder")?;
+    std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    write_private(&path, &token).with_context(|| format!("cannot write the admin token {}", path.display()))?;
+    Ok(token)
+}
+
+#[cfg(unix)]
+fn write_private(path: &Path, text: &str) -> std::io::Result<()> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut file = std::fs::OpenOptions::new().write(true).create(true).truncate(true).mode(0o600).open(path)?;
+    file.write_all(text.as_bytes())
+}
+
+#[cfg(not(unix))]
+fn write_private(path: &Path, text: &str) -> std::io::Result<()> {
+    std::fs::write(path, text)
+}
+
+/// What the admin API works on.
+pub struct Admin {
+    registry: Arc<Registry>,
+    manifest: Arc<Manifest>,
+    deployments: Deployments,
+    token: String,
+    /// When the host started: the "deploy time" of a version it started with.
+    started_at: String,
+    /// One deploy or rollback at a time, whichever component.
+    changing: tokio::sync::Mutex<()>,
+}
+
+/// Why a deploy or rollback did not happen; the old version keeps serving.
+#[derive(Debug, thiserror::Error)]
+pub enum Refused {
+    #[error("no running component `{0}`")]
+    UnknownComponent(String),
+    #[error("{0}")]
+    Invalid(String),
+    #[error("{0}")]
+    Conflict(String),
+    #[error("{0:#}")]
+    Internal(anyhow::Error),
+}
+
+/// A deploy's or rollback's outcome.
+#[derive(Debug, Serialize)]
+pub struct Switched {
+    pub component: String,
+    pub version: Version,
+    pub previous: String,
+    /// From receiving the request to the switch, compilation included.
+    pub took_ms: u64,
+}
+
+impl Admin {
+    pub fn new(registry: Arc<Registry>, manifest: Arc<Manifest>, state_dir: &Path, token: String) -> Admin {
+        Admin {
+            registry,
+            manifest,
+            deployments: Deployments::new(state_dir),
+            token,
+            started_at: crate::deployments::now_rfc3339(),
+            changing: tokio::sync::Mutex::new(()),
+        }
+    }
+
+    /// Deploys `wasm` as the new version of `id`.
+    pub async fn deploy(&self, id: &str, wasm: &[u8], source: &str) -> Result<Switched, Refused> {
+        let started = Instant::now();
+        let _changing = self.changing.lock().await;
+        let current = self.registry.get(id).ok_or_else(|| Refused::UnknownComponent(id.to_owned()))?;
+        let (version, file) = self.deployments.store(id, wasm, source).map_err(Refused::Internal)?;
+        let next = self.check(id, &file)?;
+        let declared = self.manifest.components.get(id);
+        let migrations = declared.and_then(|c| Some((c.sql_databases.first()?, c.sql_migrations.as_ref()?)));
+        if let Some((label, folder)) = migrations {
+            current.context.sql.migrate(label, folder).await.map_err(|e| {
+                Refused::Invalid(format!("a migration of `{id}` failed, the running version stays: {e}"))
+            })?;
+        }
+        let started_with = self.started_with(id, &current).map_err(Refused::Internal)?;
+        self.deployments.record_deploy(id, version.clone(), started_with).map_err(Refused::Internal)?;
+        Ok(self.switch(id, next, version, started))
+    }
+
+    /// Returns `id` to the version before the one serving.
+    pub async fn rollback(&self, id: &str) -> Result<Switched, Refused> {
+        let started = Instant::now();
+        let _changing = self.changing.lock().await;
+        self.registry.get(id).ok_or_else(|| Refused::UnknownComponent(id.to_owned()))?;
+        let history = self.deployments.history(id).map_err(Refused::Internal)?;
+        let previous = history
+            .previous()
+            .cloned()
+            .ok_or_else(|| Refused::Conflict(format!("`{id}` has no earlier version to roll back to")))?;
+        let next = self.check(id, &self.deployments.file(id, &previous))?;
+        self.deployments.record_rollback(id).map_err(Refused::Internal)?;
+        Ok(self.switch(id, next, previous, started))
+    }
+
+    /// Compiles and links the version in `file`, refusing one that does not fit, with
+    /// everything that does not.
+    fn check(&self, id: &str, file: &Path) -> Result<LoadedComponent, Refused> {
+        let refuse = |problems: Vec<String>| Refused::Invalid(format!("the new version of `{id}` was refused: {}", problems.join("; ")));
+        let current = self.registry.get(id).ok_or_else(|| Refused::UnknownComponent(id.to_owned()))?;
+        let engine = self.registry.engine();
+        let compiled = engine.load(file).map_err(|e| refuse(vec![format!("{e:#}")]))?;
+        let mut problems = grants::missing(&compiled.component, &current.context, engine.wasmtime());
+        match self.registry.prepare_version(id, file) {
+            Ok(next) if problems.is_empty() => Ok(next),
+            Ok(_) => Err(refuse(problems)),
+            Err(e) => {
+                problems.insert(0, format!("{e:#}"));
+                Err(refuse(problems))
+            }
+        }
+    }
+
+    fn switch(&self, id: &str, next: LoadedComponent, version: Version, started: Instant) -> Switched {
+        let previous = self.registry.switch(id, next).map(|old| old.digest.clone()).unwrap_or_default();
+        tracing::info!(component = %id, "now serving version {} (was {})", &version.digest[..12], short(&previous));
+        Switched {
+            component: id.to_owned(),
+            version,
+            previous,
+            took_ms: started.elapsed().as_millis().try_into().unwrap_or(u64::MAX),
+        }
+    }
+
+    /// The version the host started `id` with, to record before its first deploy.
+    fn started_with(&self, id: &str, current: &LoadedComponent) -> Result<Option<Version>> {
+        if !self.deployments.history(id)?.versions.is_empty() {
+            return Ok(None);
+        }
+        let wasm = std::fs::read(&current.file).with_context(|| format!("cannot read {}", current.file.display()))?;
+        let (version, _) = self.deployments.store(id, &wasm, &current.file.display().to_string())?;
+        Ok(Some(Version { deployed_at: self.started_at.clone(), ..version }))
+    }
+
+    /// Every running component, as `estore components` shows it.
+    pub fn components(&self) -> Vec<serde_json::Value> {
+        self.registry
+            .running()
+            .filter_map(|id| {
+                let current = self.registry.get(id)?;
+                let history = self.deployments.history(id).unwrap_or_default();
+                let (deployed_at, source) = match history.current() {
+                    Some(version) if version.digest == current.digest => (version.deployed_at.clone(), version.source.clone()),
+                    _ => (self.started_at.clone(), current.file.display().to_string()),
+                };
+                Some(json!({
+                    "id": id,
+                    "version": current.digest,
+                    "deployed_at": deployed_at,
+                    "source": source,
+                    "triggers": self.triggers(id),
+                    "requests": current.served.requests.load(std::sync::atomic::Ordering::Relaxed),
+                    "messages": current.served.messages.load(std::sync::atomic::Ordering::Relaxed),
+                    "history": history_view(&history),
+                }))
+            })
+            .collect()
+    }
+
+    fn triggers(&self, id: &str) -> Vec<String> {
+        let http = self.manifest.http_triggers.iter().filter(|t| t.component == id).map(|t| match &t.route {
+            HttpRoute::Path(route) => format!("http {route}"),
+            HttpRoute::Private => "http (private)".to_owned(),
+        });
+        let kafka = self
+            .manifest
+            .kafka_triggers
+            .iter()
+            .filter(|t| t.component == id)
+            .map(|t| format!("kafka {} (group {})", t.topics.join(", "), t.group));
+        http.chain(kafka).collect()
+    }
+}
+
+fn history_view(history: &History) -> Vec<serde_json::Value> {
+    history
+        .versions
+        .iter()
+        .enumerate()
+        .map(|(index, v)| {
+            json!({"version": v.digest, "deployed_at": v.deployed_at, "source": v.source, "serving": index == history.current})
+        })
+        .collect()
+}
+
+fn short(digest: &str) -> &str {
+    digest.get(..12).unwrap_or(digest)
+}
+
+/// Serves the admin API on `listener` until `shutdown`.
+pub async fn serve(listener: TcpListener, admin: Arc<Admin>, shutdown: impl Future<Output = ()>) {
+    tokio::pin!(shutdown);
+    loop {
+        let (stream, _) = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok(accepted) => accepted,
+                Err(e) => {
+                    tracing::warn!("admin API: accept failed: {e}");
+                    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+            () = &mut shutdown => return,
+        };
+        let admin = admin.clone();
+        let service = service_fn(move |req| {
+            let admin = admin.clone();
+            async move { Ok::<_, std::convert::Infallible>(admin.handle(req).await) }
+        });
+        tokio::spawn(async move {
+            if let Err(e) = http1::Builder::new().serve_connection(TokioIo::new(stream), service).await {
+                tracing::debug!("admin API connection ended: {e}");
+            }
+        });
+    }
+}
+
+impl Admin {
+    async fn handle(&self, req: Request<Incoming>) -> Response<Full<Bytes>> {
+        if !self.authorised(&req) {
+            return answer(StatusCode::UNAUTHORIZED, &json!({"error": "this needs the admin token: Authorization: Bearer <token>"}));
+        }
+        let path = req.uri().path().to_owned();
+        let segments: Vec<&str> = path.trim_matches('/').split('/').collect();
+        match (req.method().clone(), segments.as_slice()) {
+            (Method::GET, ["v1", "components"]) => answer(StatusCode::OK, &self.components()),
+            (Method::POST, ["v1", "components", id, "deploy"]) => {
+                let id = (*id).to_owned();
+                let source = req
+                    .headers()
+                    .get("x-estore-source")
+                    .and_then(|v| v.to_str().ok())
+                    .unwrap_or("uploaded")
+                    .to_owned();
+                let wasm = match Limited::new(req.into_body(), MAX_WASM_BYTES).collect().await {
+                    Ok(body) => body.to_bytes(),
+                    Err(e) => return answer(StatusCode::BAD_REQUEST, &json!({"error": format!("cannot read the wasm: {e}")})),
+                };
+                outcome(self.deploy(&id, &wasm, &source).await)
+            }
+            (Method::POST, ["v1", "components", id, "rollback"]) => outcome(self.rollback(id).await),
+            _ => answer(StatusCode::NOT_FOUND, &json!({"error": format!("no admin route {} {path}", req.method())})),
+        }
+    }
+
+    fn authorised<B>(&self, req: &Request<B>) -> bool {
+        let given = req
+            .headers()
+            .get(http::header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Bearer "))
+            .unwrap_or_default();
+        // Constant time: the comparison does not tell how much of a guess was right.
+        given.len() == self.token.len() && given.bytes().zip(self.token.bytes()).fold(0, |diff, (a, b)| diff | (a ^ b)) == 0
+    }
+}
+
+fn outcome(result: Result<Switched, Refused>) -> Response<Full<Bytes>> {
+    match result {
+        Ok(switched) => answer(StatusCode::OK, &switched),
+        Err(refused) => {
+            let status = match &refused {
+                Refused::UnknownComponent(_) => StatusCode::NOT_FOUND,
+                Refused::Invalid(_) => StatusCode::UNPROCESSABLE_ENTITY,
+                Refused::Conflict(_) => StatusCode::CONFLICT,
+                Refused::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+            };
+            tracing::warn!("admin API: {refused}");
+            answer(status, &json!({"error": refused.to_string()}))
+        }
+    }
+}
+
+fn answer<T: Serialize + ?Sized>(status: StatusCode, body: &T) -> Response<Full<Bytes>> {
+    let body = serde_json::to_vec(body).unwrap_or_else(|e| format!(r#"{{"error":"{e}"}}"#).into_bytes());
+    let mut response = Response::new(Full::new(Bytes::from(body)));
+    *response.status_mut() = status;
+    response.headers_mut().insert(http::header::CONTENT_TYPE, http::HeaderValue::from_static("application/json"));
+    response
+}
+
+/// Writes the admin listener's address where `estore deploy` looks for it.
+pub fn publish_address(state_dir: &Path, address: SocketAddr) -> Result<()> {
+    let path = address_file(state_dir);
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    }
+    std::fs::write(&path, address.to_string()).with_context(|| format!("cannot write {}", path.display()))
+}
