@@ -7,6 +7,7 @@ mod capabilities;
 mod compose;
 mod email;
 mod events;
+mod hot_swap;
 mod kafka;
 mod kafka_bus;
 mod limits;
