@@ -219,31 +219,8 @@ fn write_atomically(dir: &Path, name: &str, bytes: &[u8]) -> std::io::Result<Pat
 /// time; `unique` (the Message-ID's random part) keeps two messages of the same
 /// microsecond apart.
 fn outbox_file_name(at: SystemTime, unique: &str) -> String {
-    let since_epoch = at.duration_since(UNIX_EPOCH).unwrap_or_default();
-    let seconds = since_epoch.as_secs();
-    let (year, month, day) = civil_date(seconds / 86_400);
-    let time = seconds % 86_400;
-    format!(
-        "{year:04}{month:02}{day:02}T{:02}{:02}{:02}.{:06}Z-{unique}.eml",
-        time / 3600,
-        time % 3600 / 60,
-        time % 60,
-        since_epoch.subsec_micros()
-    )
-}
-
-/// The Gregorian date `days` after 1970-01-01 (Howard Hinnant's `civil_from_days`).
-fn civil_date(days: u64) -> (u64, u64, u64) {
-    let z = days + 719_468;
-    let era = z / 146_097;
-    let day_of_era = z % 146_097;
-    let year_of_era = (day_of_era - day_of_era / 1460 + day_of_era / 36_524 - day_of_era / 146_096) / 365;
-    let day_of_year = day_of_era - (365 * year_of_era + year_of_era / 4 - year_of_era / 100);
-    let shifted_month = (5 * day_of_year + 2) / 153;
-    let day = day_of_year - (153 * shifted_month + 2) / 5 + 1;
-    let month = if shifted_month < 10 { shifted_month + 3 } else { shifted_month - 9 };
-    let year = year_of_era + era * 400 + u64::from(month <= 2);
-    (year, month, day)
+    let time = chrono::DateTime::<chrono::Utc>::from(at);
+    format!("{}Z-{unique}.eml", time.format("%Y%m%dT%H%M%S%.6f"))
 }
 
 /// Hands the message to the SMTP server; returns the server, for the log.
