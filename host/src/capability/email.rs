@@ -16,7 +16,7 @@
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime};
 
 use anyhow::{Context, Result, bail};
 use lettre::message::{Mailbox, MultiPart, SinglePart};
@@ -316,7 +316,7 @@ mod tests {
     }
 
     fn at(seconds: u64, micros: u32) -> SystemTime {
-        UNIX_EPOCH + Duration::from_secs(seconds) + Duration::from_micros(micros.into())
+        std::time::UNIX_EPOCH + Duration::from_secs(seconds) + Duration::from_micros(micros.into())
     }
 
     #[test]
