@@ -3,6 +3,7 @@
 
 mod harness;
 
+mod bench;
 mod capabilities;
 mod compose;
 mod email;

@@ -19,6 +19,7 @@ mod watched;
 
 mod support;
 
+mod bench;
 mod cart;
 mod catalog;
 mod inventory;

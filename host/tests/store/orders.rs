@@ -12,7 +12,7 @@ use crate::smtp::SmtpServer;
 use crate::support::{Answer, Backends, Client, EventStream, Store, get_until, register};
 
 /// The default payment provider's test cards (domain.md).
-const APPROVED_CARD: &str = "4242 4242 4242 4242";
+pub(crate) const APPROVED_CARD: &str = "4242 4242 4242 4242";
 const DECLINED_CARD: &str = "4000000000000002";
 /// spin.toml's default `carrier_token`.
 const CARRIER_TOKEN: &str = "carrier-dev-token";
@@ -29,14 +29,14 @@ async fn shopper(client: &Client, name: &str) -> Client {
     register(client, name, json!({})).await.0
 }
 
-async fn fill_cart(shopper: &Client, items: &[(i64, i64)]) {
+pub(crate) async fn fill_cart(shopper: &Client, items: &[(i64, i64)]) {
     for (product_id, quantity) in items {
         let added = shopper.post("/api/cart/items", json!({"product_id": product_id, "quantity": quantity})).await;
         assert_eq!(added.status, 201, "add {quantity} of product {product_id}: {added:?}");
     }
 }
 
-async fn checkout(shopper: &Client, card: &str) -> Answer {
+pub(crate) async fn checkout(shopper: &Client, card: &str) -> Answer {
     shopper.post("/api/orders", json!({"shipping_address": address(), "payment": {"card_number": card}})).await
 }
 
@@ -62,7 +62,7 @@ async fn stock_is(client: &Client, product_id: i64, expected: (i64, i64)) {
 
 /// The statuses the stream sends until (and including) `last`, checking that each
 /// event's id is its place in the history.
-async fn statuses_until(stream: &mut EventStream, last: &str) -> Vec<String> {
+pub(crate) async fn statuses_until(stream: &mut EventStream, last: &str) -> Vec<String> {
     let mut seen = Vec::new();
     while seen.last().map(String::as_str) != Some(last) {
         let event = stream.next(SAGA_STEP).await.unwrap_or_else(|| panic!("the stream ended before {last}: {seen:?}"));

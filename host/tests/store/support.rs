@@ -108,6 +108,12 @@ impl Store {
     /// Serves the store; the answer borrows the store, so its state dir cannot be
     /// dropped under the running host (`Store::new(..).start()` does not compile).
     pub fn start(&self) -> Running<'_> {
+        self.start_with_cache(&compiled_cache())
+    }
+
+    /// [`Store::start`] with the compiled components cached in `cache` (an empty
+    /// folder: a cold start that compiles every component).
+    pub fn start_with_cache(&self, cache: &std::path::Path) -> Running<'_> {
         // A test that failed while holding the turn poisons it; the turn is still free.
         let kafka_turn =
             (self.backends == Backends::KafkaPostgres).then(|| KAFKA_TURN.lock().unwrap_or_else(|e| e.into_inner()));
@@ -119,7 +125,7 @@ impl Store {
             .args(["--listen", "127.0.0.1:0", "--state-dir"])
             .arg(self.state_dir())
             .arg("--cache-dir")
-            .arg(compiled_cache())
+            .arg(cache)
             .arg("--runtime-config-file")
             .arg(&self.runtime_config)
             .env("RUST_LOG", "info")

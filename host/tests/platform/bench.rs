@@ -1,0 +1,182 @@
+//! Benchmarks of the platform (ignored tests; `scripts/bench` runs them and prints
+//! their numbers). Each measures against an anchor in the same run and prints the
+//! ratio, because these machines are shared and noisy; none asserts a speed.
+
+use std::time::{Duration, Instant};
+
+use rdkafka::Message as _;
+use rdkafka::consumer::{CommitMode, Consumer, StreamConsumer};
+use rdkafka::producer::{FutureProducer, FutureRecord};
+
+use crate::harness::{App, Host};
+
+/// Messages per run: enough to last seconds, few enough for a 2-core machine.
+const MESSAGES: usize = 20_000;
+
+fn trivial_handler_app(topic: &str, runtime_config: &str) -> (App, std::path::PathBuf) {
+    let app = App::new(&format!(
+        r#"spin_manifest_version = 2
+[application]
+name = "bench"
+[[trigger.kafka]]
+component = "bench"
+topics = ["{topic}"]
+group = "bench-{topic}"
+[component.bench]
+source = "{{wasm}}/benchcheck.wasm"
+"#
+    ));
+    let path = app.dir.path().join("runtime-config.toml");
+    std::fs::write(&path, runtime_config).expect("runtime config");
+    (app, path)
+}
+
+fn start(app: &App, runtime_config: &std::path::Path) -> Host {
+    let mut command = app.command();
+    command.arg("--runtime-config-file").arg(runtime_config);
+    Host::start(command)
+}
+
+/// What the running host's admin API says component `bench` has handled.
+async fn handled(app: &App) -> u64 {
+    let address = std::fs::read_to_string(app.state_dir().join("admin/address")).unwrap_or_default();
+    let token = std::fs::read_to_string(app.state_dir().join("admin/token")).unwrap_or_default();
+    let Ok(answer) = reqwest::Client::new()
+        .get(format!("http://{}/v1/components", address.trim()))
+        .bearer_auth(token.trim())
+        .send()
+        .await
+    else {
+        return 0;
+    };
+    let components: serde_json::Value = answer.json().await.unwrap_or_default();
+    components[0]["messages"].as_u64().unwrap_or(0)
+}
+
+/// Waits until the host has handled `count` messages; the time it took from `since`.
+async fn until_handled(app: &App, count: u64, since: Instant) -> Duration {
+    let deadline = Instant::now() + Duration::from_secs(600);
+    loop {
+        if handled(app).await >= count {
+            return since.elapsed();
+        }
+        assert!(Instant::now() < deadline, "only {} of {count} handled", handled(app).await);
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+fn payload(seq: usize) -> String {
+    format!(r#"{{"seq":{seq},"sku":"AUD-XM5","quantity":1,"note":"a payload of a realistic size for an order event"}}"#)
+}
+
+async fn fill_kafka_topic(brokers: &str, topic: &str) {
+    let producer: FutureProducer = rdkafka::ClientConfig::new()
+        .set("bootstrap.servers", brokers)
+        .set("linger.ms", "5")
+        .create()
+        .expect("a producer");
+    let sends = (0..MESSAGES).map(|seq| {
+        let (producer, key, body) = (producer.clone(), seq.to_string(), payload(seq));
+        async move {
+            producer
+                .send(FutureRecord::to(topic).key(&key).payload(&body), Duration::from_secs(30))
+                .await
+                .map_err(|(e, _)| e)
+                .expect("produce");
+        }
+    });
+    futures::future::join_all(sends).await;
+}
+
+/// The same work as the component, natively: parse each message as JSON, commit the
+/// offsets as the platform does (stored after handling, committed in the background).
+async fn native_consumer(brokers: &str, topic: &str) -> Duration {
+    let consumer: StreamConsumer = rdkafka::ClientConfig::new()
+        .set("bootstrap.servers", brokers)
+        .set("group.id", format!("native-{topic}"))
+        .set("auto.offset.reset", "earliest")
+        .set("enable.auto.offset.store", "false")
+        .create()
+        .expect("a consumer");
+    consumer.subscribe(&[topic]).expect("subscribe");
+    let started = Instant::now();
+    let mut seen = 0;
+    while seen < MESSAGES {
+        let message = consumer.recv().await.expect("a message");
+        let parsed: serde_json::Value = serde_json::from_slice(message.payload().unwrap_or_default()).expect("JSON");
+        std::hint::black_box(parsed);
+        consumer.store_offset_from_message(&message).expect("store the offset");
+        seen += 1;
+    }
+    let _ = consumer.commit_consumer_state(CommitMode::Sync);
+    started.elapsed()
+}
+
+fn rate(count: usize, took: Duration) -> f64 {
+    count as f64 / took.as_secs_f64().max(1e-9)
+}
+
+/// Messages per second through a trivial component handler versus a native rdkafka
+/// consumer doing the same work on the same topic and broker.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "a benchmark: scripts/bench runs it"]
+async fn bench_kafka_trigger_against_a_native_consumer() {
+    let brokers = crate::kafka::shared().bootstrap();
+    let topic = format!("bench-{}", std::process::id());
+    fill_kafka_topic(&brokers, &topic).await;
+
+    let native = native_consumer(&brokers, &topic).await;
+    let (app, config) = trivial_handler_app(&topic, &format!("[messaging]\nbackend = \"kafka\"\nbrokers = \"{brokers}\"\n"));
+    let started = Instant::now();
+    let _host = start(&app, &config);
+    let platform = until_handled(&app, MESSAGES as u64, started).await;
+
+    let (native_rate, platform_rate) = (rate(MESSAGES, native), rate(MESSAGES, platform));
+    println!("Kafka trigger, {MESSAGES} messages already on a 1-broker topic (4 partitions), handler parses JSON:");
+    println!("  native rdkafka consumer : {native_rate:>9.0} msg/s ({native:?})");
+    println!("  estore component handler: {platform_rate:>9.0} msg/s ({platform:?}, host start and group join included)");
+    println!("  ratio estore/native     : {:>9.2}", platform_rate / native_rate);
+    if platform_rate < native_rate {
+        println!(
+            "  estore is slower: each message gets a fresh instance, a handled-record check and an in-order \
+             turn per partition"
+        );
+    }
+}
+
+/// The same trivial handler on the embedded bus, the topic filled before start.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "a benchmark: scripts/bench runs it"]
+async fn bench_embedded_bus_trigger() {
+    let topic = "bench-embedded";
+    let (app, config) = trivial_handler_app(topic, "[messaging]\nbackend = \"embedded\"\npartitions = 4\n");
+    {
+        let bus_config = estore::bus::BusConfig::Embedded(estore::bus::embedded::EmbeddedConfig {
+            partitions: 4,
+            retention: estore::bus::embedded::DEFAULT_RETENTION,
+        });
+        let bus = estore::bus::Bus::open(&bus_config, &app.state_dir()).await.expect("open the embedded bus");
+        bus.ensure_topics(&[topic.to_owned()]).await.expect("topic");
+        for chunk in (0..MESSAGES).collect::<Vec<_>>().chunks(500) {
+            let sends = chunk.iter().map(|seq| {
+                bus.publish(
+                    estore::bus::Outgoing {
+                        topic: topic.to_owned(),
+                        key: Some(seq.to_string().into_bytes()),
+                        payload: payload(*seq).into_bytes(),
+                        headers: Vec::new(),
+                    },
+                    Duration::from_secs(30),
+                )
+            });
+            for sent in futures::future::join_all(sends).await {
+                sent.expect("publish");
+            }
+        }
+    }
+    let started = Instant::now();
+    let _host = start(&app, &config);
+    let took = until_handled(&app, MESSAGES as u64, started).await;
+    println!("Embedded bus trigger, {MESSAGES} messages already in the bus (4 partitions), handler parses JSON:");
+    println!("  estore component handler: {:>9.0} msg/s ({took:?}, host start included)", rate(MESSAGES, took));
+}

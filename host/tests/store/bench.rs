@@ -1,0 +1,120 @@
+//! Benchmarks of the store (ignored tests; `scripts/bench` runs them and prints their
+//! numbers): start-up, memory, and checkout throughput on both backends. None asserts
+//! a speed.
+
+use std::time::{Duration, Instant};
+
+use serde_json::json;
+
+use crate::orders::{APPROVED_CARD, checkout, fill_cart, statuses_until};
+use crate::support::{Backends, Client, Store, register};
+
+/// The host's resident memory, from /proc.
+fn rss_kib(pid: u32) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .unwrap_or_default()
+        .lines()
+        .find_map(|line| line.strip_prefix("VmRSS:"))
+        .and_then(|rest| rest.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap_or(0)
+}
+
+/// Until the store answers its first request: process start, migrations, every
+/// component loaded, listener open, first answer.
+async fn time_to_first_answer<'s>(store: &'s Store, cache: &std::path::Path) -> (Duration, u32, crate::support::Running<'s>) {
+    let started = Instant::now();
+    let host = store.start_with_cache(cache);
+    let client = Client::new(&host);
+    while client.get("/api/products").await.status != 200 {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let pid = host.pid();
+    (started.elapsed(), pid, host)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "a benchmark: scripts/bench runs it"]
+async fn bench_startup_and_memory() {
+    let cold_cache = tempfile::tempdir().expect("an empty compiled cache");
+    let cold = Store::new(Backends::Embedded);
+    let (cold_took, _, host) = time_to_first_answer(&cold, cold_cache.path()).await;
+    drop(host);
+    let warm = Store::new(Backends::Embedded);
+    let (warm_took, pid, host) = time_to_first_answer(&warm, cold_cache.path()).await;
+    let idle = rss_kib(pid);
+
+    // Instances that stay alive: order status streams, one instance each.
+    let client = Client::new(&host);
+    let (ada, _) = register(&client, "ada", json!({})).await;
+    fill_cart(&ada, &[(10, 1)]).await;
+    let placed = checkout(&ada, APPROVED_CARD).await;
+    let path = format!("/api/orders/{}/events", placed.body["id"].as_str().unwrap_or_default());
+    const STREAMS: usize = 50;
+    let mut streams = Vec::new();
+    for _ in 0..STREAMS {
+        let (_, stream) = ada.events(&path, None).await;
+        let mut stream = stream.expect("a stream");
+        stream.next(Duration::from_secs(30)).await.expect("its first event");
+        streams.push(stream);
+    }
+    let busy = rss_kib(pid);
+    println!("Start-up of the store (10 components, embedded defaults), until the first answer:");
+    println!("  cold (nothing compiled yet): {cold_took:?}");
+    println!("  warm (compiled cache)      : {warm_took:?}");
+    println!("Memory (resident):");
+    println!("  host with every component loaded, idle: {} MiB", idle / 1024);
+    println!(
+        "  per live instance ({STREAMS} open status streams): {} KiB",
+        busy.saturating_sub(idle) / STREAMS as u64
+    );
+}
+
+/// Orders per second from `POST /api/orders` to CONFIRMED (seen on each order's status
+/// stream), and the p50/p99 of that time, with every shopper registered and every
+/// cart filled first.
+async fn checkout_throughput(backends: Backends) {
+    let store = Store::new(backends);
+    let host = store.start();
+    let client = Client::new(&host);
+    const SHOPPERS: usize = 40;
+    let mut shoppers = Vec::new();
+    for n in 0..SHOPPERS {
+        let (shopper, _) = register(&client, &format!("bench_{n}"), json!({})).await;
+        // Demo products with stock enough for everyone: 10 (80), 8 (60), 12 (45).
+        fill_cart(&shopper, &[([10, 8, 12][n % 3], 1)]).await;
+        shoppers.push(shopper);
+    }
+    let started = Instant::now();
+    let orders = shoppers.into_iter().map(|shopper| {
+        tokio::spawn(async move {
+            let begun = Instant::now();
+            let placed = checkout(&shopper, APPROVED_CARD).await;
+            assert_eq!(placed.status, 202, "{placed:?}");
+            let path = format!("/api/orders/{}/events", placed.body["id"].as_str().unwrap_or_default());
+            let (_, stream) = shopper.events(&path, Some("0")).await;
+            statuses_until(&mut stream.expect("a stream"), "CONFIRMED").await;
+            begun.elapsed()
+        })
+    });
+    let mut took: Vec<Duration> = Vec::new();
+    for order in orders.collect::<Vec<_>>() {
+        took.push(order.await.expect("an order"));
+    }
+    let all = started.elapsed();
+    took.sort();
+    let at = |q: f64| took[((took.len() as f64 * q) as usize).min(took.len() - 1)];
+    println!("Checkout on {backends:?}: {SHOPPERS} shoppers at once, POST /api/orders until CONFIRMED:");
+    println!("  {:.1} orders/s; p50 {:?}, p99 {:?}", SHOPPERS as f64 / all.as_secs_f64(), at(0.5), at(0.99));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+#[ignore = "a benchmark: scripts/bench runs it"]
+async fn bench_checkout_on_the_embedded_defaults() {
+    checkout_throughput(Backends::Embedded).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+#[ignore = "a benchmark: scripts/bench runs it"]
+async fn bench_checkout_on_kafka_and_postgres() {
+    checkout_throughput(Backends::KafkaPostgres).await;
+}
