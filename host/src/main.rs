@@ -207,21 +207,29 @@ fn describe_switch(what: &str, switched: &serde_json::Value) -> String {
     )
 }
 
+/// The table of `estore components`. A closed pipe (`| head`) ends it quietly.
 fn print_components(components: &serde_json::Value) {
-    println!("{:<12} {:<12} {:<24} {:>9} {:>9}  {}", "COMPONENT", "VERSION", "DEPLOYED", "REQUESTS", "MESSAGES", "SOURCE / TRIGGERS");
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    let _ = writeln!(out, "{:<12} {:<12} {:<24} {:>9} {:>9}  SOURCE / TRIGGERS", "COMPONENT", "VERSION", "DEPLOYED", "REQUESTS", "MESSAGES");
     for component in components.as_array().into_iter().flatten() {
         let text = |key: &str| component[key].as_str().unwrap_or_default().to_owned();
-        println!(
+        let count = |key: &str| component[key].as_u64().unwrap_or(0);
+        let written = writeln!(
+            out,
             "{:<12} {:<12} {:<24} {:>9} {:>9}  {}",
             text("id"),
             text("version").chars().take(12).collect::<String>(),
             text("deployed_at"),
-            component["requests"],
-            component["messages"],
+            count("requests"),
+            count("messages"),
             text("source")
         );
         for trigger in component["triggers"].as_array().into_iter().flatten() {
-            println!("{:>71}{}", "", trigger.as_str().unwrap_or_default());
+            let _ = writeln!(out, "{:72}{}", "", trigger.as_str().unwrap_or_default());
+        }
+        if written.is_err() {
+            return;
         }
     }
 }

@@ -4,6 +4,7 @@
 mod harness;
 
 mod bench;
+mod bench_http;
 mod capabilities;
 mod compose;
 mod email;
