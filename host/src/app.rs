@@ -180,7 +180,11 @@ pub async fn up(options: UpOptions) -> Result<()> {
     admin::publish_address(&state_dir, admin_address)?;
     let admin = Arc::new(Admin::new(registry.clone(), manifest.clone(), &state_dir, admin::token(&state_dir)?));
     print_routes(&manifest, &registry, bus.as_ref(), address);
-    println!("Admin API: http://{admin_address} (token in {})", admin::token_file(&state_dir).display());
+    let token_from = match std::env::var_os(admin::TOKEN_ENV) {
+        Some(_) => admin::TOKEN_ENV.to_owned(),
+        None => admin::token_file(&state_dir).display().to_string(),
+    };
+    println!("Admin API: http://{admin_address} (token: {token_from})");
     let drain = runtime.request_timeout().max(largest_timeout(&manifest)) + DRAIN_GRACE;
     // One signal stops both triggers; each drains what it is running meanwhile.
     let (stop, stopping) = tokio::sync::watch::channel(false);
