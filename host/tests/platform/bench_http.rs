@@ -9,24 +9,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 use crate::harness::{App, wasm_dir};
-
-fn tool(name: &str) -> Option<PathBuf> {
-    let root = std::env::var("ESTORE_TOOLS").unwrap_or_else(|_| "/var/cache/estore/tools".to_owned());
-    let path = PathBuf::from(root).join("bin").join(name);
-    path.exists().then_some(path)
-}
-
-/// Requests per second and p50/p99 latency of `url` at `concurrency`, for 5 s.
-fn load(oha: &PathBuf, url: &str, concurrency: u32) -> (f64, f64, f64) {
-    let output = Command::new(oha)
-        .args(["-z", "5s", "-c", &concurrency.to_string(), "--no-tui", "--output-format", "json", url])
-        .output()
-        .expect("run oha");
-    let report: serde_json::Value = serde_json::from_slice(&output.stdout)
-        .unwrap_or_else(|e| panic!("oha's report is not JSON ({e}): {}", String::from_utf8_lossy(&output.stderr)));
-    let ms = |key: &str| report["latencyPercentiles"][key].as_f64().unwrap_or(f64::NAN) * 1000.0;
-    (report["summary"]["requestsPerSec"].as_f64().unwrap_or(f64::NAN), ms("p50"), ms("p99"))
-}
+use crate::loadgen::{oha, tool};
 
 /// `wasmtime serve` of `wasm` on a free port; killed on drop.
 struct WasmtimeServe(Child, u16);
@@ -62,7 +45,7 @@ impl Drop for WasmtimeServe {
 #[test]
 #[ignore = "a benchmark: scripts/bench runs it"]
 fn bench_http_against_wasmtime_serve() {
-    let (Some(wasmtime), Some(oha)) = (tool("wasmtime"), tool("oha")) else {
+    let (Some(wasmtime), Some(generator)) = (tool("wasmtime"), tool("oha")) else {
         println!("HTTP: wasmtime-cli or oha is not installed in /var/cache/estore/tools; scripts/bench installs them");
         return;
     };
@@ -93,17 +76,26 @@ target = "bench"
     println!("HTTP: the same component (benchcheck: answers `ok`), 5 s of oha per row, one after the other:");
     println!("  {:>5}  {:>22}  {:>22}  {:>6}", "conc.", "estore rps (p50/p99 ms)", "wasmtime rps (p50/p99)", "ratio");
     for concurrency in [1, 16, 64] {
-        let (ours, ours_p50, ours_p99) = load(&oha, &host.url("/"), concurrency);
-        let (theirs, theirs_p50, theirs_p99) = load(&oha, &format!("http://127.0.0.1:{}/", wasmtime_serve.1), concurrency);
+        let ours = oha(&generator, &host.url("/"), concurrency);
+        let theirs = oha(&generator, &format!("http://127.0.0.1:{}/", wasmtime_serve.1), concurrency);
         println!(
-            "  {concurrency:>5}  {ours:>8.0} ({ours_p50:>5.2}/{ours_p99:>5.2})  {theirs:>8.0} ({theirs_p50:>5.2}/{theirs_p99:>5.2})  {:>6.2}",
-            ours / theirs
+            "  {concurrency:>5}  {:>8.0} ({:>5.2}/{:>5.2})  {:>8.0} ({:>5.2}/{:>5.2})  {:>6.2}",
+            ours.rps,
+            ours.p50_ms,
+            ours.p99_ms,
+            theirs.rps,
+            theirs.p50_ms,
+            theirs.p99_ms,
+            ours.rps / theirs.rps
         );
-        if ours < theirs {
+        if ours.rps < theirs.rps {
             println!("         estore is slower than wasmtime serve here");
         }
     }
     let chained = host.url("/chain/?action=fetch&url=http%3A%2F%2Fbench.spin.internal%2F");
-    let (rps, p50, p99) = load(&oha, &chained, 16);
-    println!("  service chaining (hello calls bench in process), 16 concurrent: {rps:.0} rps ({p50:.2}/{p99:.2} ms)");
+    let chain = oha(&generator, &chained, 16);
+    println!(
+        "  service chaining (hello calls bench in process), 16 concurrent: {:.0} rps ({:.2}/{:.2} ms)",
+        chain.rps, chain.p50_ms, chain.p99_ms
+    );
 }

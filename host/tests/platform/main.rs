@@ -13,6 +13,7 @@ mod hot_swap;
 mod kafka;
 mod kafka_bus;
 mod limits;
+mod loadgen;
 mod manifest_errors;
 mod outbound;
 mod postgres;

@@ -6,6 +6,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::json;
 
+use crate::loadgen::{oha, tool};
 use crate::orders::{APPROVED_CARD, checkout, fill_cart, statuses_until};
 use crate::support::{Backends, Client, Store, register};
 
@@ -117,4 +118,23 @@ async fn bench_checkout_on_the_embedded_defaults() {
 #[ignore = "a benchmark: scripts/bench runs it"]
 async fn bench_checkout_on_kafka_and_postgres() {
     checkout_throughput(Backends::KafkaPostgres).await;
+}
+
+/// A store endpoint under load: product search (catalog, answered from its key-value
+/// cache after the first request), with the same generator as the HTTP benchmark.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "a benchmark: scripts/bench runs it"]
+async fn bench_product_search() {
+    let Some(generator) = tool("oha") else {
+        println!("Product search: oha is not installed; scripts/bench installs it");
+        return;
+    };
+    let store = Store::new(Backends::Embedded);
+    let host = store.start();
+    let url = format!("{}/api/products?q=sony&sort=price", host.url);
+    println!("Product search (GET /api/products?q=sony&sort=price, embedded defaults), 5 s of oha per row:");
+    for concurrency in [1, 16] {
+        let load = tokio::task::block_in_place(|| oha(&generator, &url, concurrency));
+        println!("  {concurrency:>3} concurrent: {:.0} rps, p50 {:.2} ms, p99 {:.2} ms", load.rps, load.p50_ms, load.p99_ms);
+    }
 }

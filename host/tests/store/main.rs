@@ -7,6 +7,8 @@
 mod harness;
 #[path = "../platform/kafka.rs"]
 mod kafka;
+#[path = "../platform/loadgen.rs"]
+mod loadgen;
 #[path = "../platform/postgres.rs"]
 #[allow(dead_code)]
 mod postgres;

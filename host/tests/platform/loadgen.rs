@@ -1,0 +1,31 @@
+//! The benchmarks' load generator: oha, installed by `scripts/bench` from crates.io
+//! into `$ESTORE_TOOLS` (default `/var/cache/estore/tools`) with the other anchors.
+
+use std::path::PathBuf;
+use std::process::Command;
+
+/// An installed benchmark tool (`wasmtime`, `oha`), if there is one.
+pub fn tool(name: &str) -> Option<PathBuf> {
+    let root = std::env::var("ESTORE_TOOLS").unwrap_or_else(|_| "/var/cache/estore/tools".to_owned());
+    let path = PathBuf::from(root).join("bin").join(name);
+    path.exists().then_some(path)
+}
+
+/// What 5 s of load at one concurrency measured.
+pub struct Load {
+    pub rps: f64,
+    pub p50_ms: f64,
+    pub p99_ms: f64,
+}
+
+/// 5 s of GET `url` from oha at `concurrency`.
+pub fn oha(oha: &PathBuf, url: &str, concurrency: u32) -> Load {
+    let output = Command::new(oha)
+        .args(["-z", "5s", "-c", &concurrency.to_string(), "--no-tui", "--output-format", "json", url])
+        .output()
+        .expect("run oha");
+    let report: serde_json::Value = serde_json::from_slice(&output.stdout)
+        .unwrap_or_else(|e| panic!("oha's report is not JSON ({e}): {}", String::from_utf8_lossy(&output.stderr)));
+    let ms = |key: &str| report["latencyPercentiles"][key].as_f64().unwrap_or(f64::NAN) * 1000.0;
+    Load { rps: report["summary"]["requestsPerSec"].as_f64().unwrap_or(f64::NAN), p50_ms: ms("p50"), p99_ms: ms("p99") }
+}
