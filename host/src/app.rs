@@ -95,6 +95,7 @@ pub async fn up(options: UpOptions) -> Result<()> {
         create_publish_topics(&manifest, bus);
     }
     let deployments = Deployments::new(&state_dir);
+    let mut started_with = std::collections::BTreeMap::new();
     let mut registry = Registry::new(engine, linker);
     for component in manifest.components.values() {
         let triggered_by = TriggeredBy {
@@ -149,7 +150,20 @@ pub async fn up(options: UpOptions) -> Result<()> {
                 );
                 file
             }
-            Ok(None) => component.source.clone(),
+            Ok(None) => {
+                // Kept now, so a rollback after the first deploy returns to exactly
+                // this, even if the file at `source` is rebuilt meanwhile.
+                match std::fs::read(&component.source)
+                    .map_err(anyhow::Error::from)
+                    .and_then(|wasm| deployments.store(&component.id, &wasm, &component.source.display().to_string()))
+                {
+                    Ok((version, _)) => {
+                        started_with.insert(component.id.clone(), version);
+                    }
+                    Err(e) => tracing::warn!(component = %component.id, "cannot keep the version it starts with: {e:#}"),
+                }
+                component.source.clone()
+            }
             Err(e) => {
                 tracing::error!(component = %component.id, "{e:#}; serving the manifest's source instead");
                 component.source.clone()
@@ -178,7 +192,8 @@ pub async fn up(options: UpOptions) -> Result<()> {
         .with_context(|| format!("cannot listen on {} for the admin API", options.admin_listen))?;
     let admin_address = admin_listener.local_addr()?;
     admin::publish_address(&state_dir, admin_address)?;
-    let admin = Arc::new(Admin::new(registry.clone(), manifest.clone(), &state_dir, admin::token(&state_dir)?));
+    let admin =
+        Arc::new(Admin::new(registry.clone(), manifest.clone(), &state_dir, admin::token(&state_dir)?, started_with));
     print_routes(&manifest, &registry, bus.as_ref(), address);
     let token_from = match std::env::var_os(admin::TOKEN_ENV) {
         Some(_) => admin::TOKEN_ENV.to_owned(),

@@ -18,6 +18,7 @@
 pub mod client;
 mod grants;
 
+use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -92,6 +93,9 @@ pub struct Admin {
     token: String,
     /// When the host started: the "deploy time" of a version it started with.
     started_at: String,
+    /// The versions the never-deployed components started with, kept in the state dir
+    /// at start: the first entry of their history when they are first deployed.
+    started_with: BTreeMap<String, Version>,
     /// One deploy or rollback at a time, whichever component.
     changing: tokio::sync::Mutex<()>,
 }
@@ -120,8 +124,15 @@ pub struct Switched {
 }
 
 impl Admin {
-    pub fn new(registry: Arc<Registry>, manifest: Arc<Manifest>, state_dir: &Path, token: String) -> Admin {
+    pub fn new(
+        registry: Arc<Registry>,
+        manifest: Arc<Manifest>,
+        state_dir: &Path,
+        token: String,
+        started_with: BTreeMap<String, Version>,
+    ) -> Admin {
         Admin {
+            started_with,
             registry,
             manifest,
             deployments: Deployments::new(state_dir),
@@ -145,7 +156,7 @@ impl Admin {
                 Refused::Invalid(format!("a migration of `{id}` failed, the running version stays: {e}"))
             })?;
         }
-        let started_with = self.started_with(id, &current).map_err(Refused::Internal)?;
+        let started_with = self.started_with(id).map_err(Refused::Internal)?;
         self.deployments.record_deploy(id, version.clone(), started_with).map_err(Refused::Internal)?;
         Ok(self.switch(id, next, version, started))
     }
@@ -195,13 +206,11 @@ impl Admin {
     }
 
     /// The version the host started `id` with, to record before its first deploy.
-    fn started_with(&self, id: &str, current: &LoadedComponent) -> Result<Option<Version>> {
+    fn started_with(&self, id: &str) -> Result<Option<Version>> {
         if !self.deployments.history(id)?.versions.is_empty() {
             return Ok(None);
         }
-        let wasm = std::fs::read(&current.file).with_context(|| format!("cannot read {}", current.file.display()))?;
-        let (version, _) = self.deployments.store(id, &wasm, &current.file.display().to_string())?;
-        Ok(Some(Version { deployed_at: self.started_at.clone(), ..version }))
+        Ok(self.started_with.get(id).map(|version| Version { deployed_at: self.started_at.clone(), ..version.clone() }))
     }
 
     /// Every running component, as `estore components` shows it.

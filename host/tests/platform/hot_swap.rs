@@ -326,6 +326,12 @@ async fn watch_rebuilds_and_deploys_what_changed() {
     }
     let _ = watch.kill();
     let _ = watch.wait();
+
+    // The build overwrote the file the host started from; a rollback still returns to
+    // the version that was running, kept at start.
+    let (ok, text) = app.cli(&["rollback", "swap"]);
+    assert!(ok, "{text}");
+    assert_eq!(version(&client, &host).await, "a");
 }
 
 /// The swap latency (request to switch, compilation included, from the compiled
