@@ -56,8 +56,7 @@ pub async fn up(options: UpOptions) -> Result<()> {
         None => RuntimeConfig::default(),
     };
     let state_dir = options.state_dir.clone().unwrap_or_else(|| default_state_dir(&manifest));
-    std::fs::create_dir_all(&state_dir)
-        .with_context(|| format!("cannot create the state dir {}", state_dir.display()))?;
+    let _state_dir_lock = crate::state_dir::claim(&state_dir)?;
 
     let limits_of = |id: &str| {
         let own = manifest.components.get(id).map(|c| &c.limits);

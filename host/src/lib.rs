@@ -8,6 +8,7 @@
 //! them linked and ready; [`trigger`] turns outside events into calls; [`capability`]
 //! is everything a component may reach, each granted by the manifest alone;
 //! [`admin`] and [`deployments`] replace one component's version while the host runs.
+//! [`state_dir`] keeps a second host off this one's embedded state.
 
 pub mod admin;
 pub mod app;
@@ -20,6 +21,7 @@ pub mod engine;
 pub mod manifest;
 pub mod registry;
 pub mod runtime_config;
+pub mod state_dir;
 pub mod store;
 pub mod trace;
 pub mod trigger;

@@ -1,8 +1,26 @@
-//! SIGTERM: stop accepting, let in-flight requests finish, exit 0.
+//! A host's life: one host per state dir, and on SIGTERM stop accepting, let
+//! in-flight requests finish, exit 0.
 
 use std::time::Duration;
 
-use crate::harness::{App, one_component};
+use crate::harness::{App, get, one_component};
+
+/// A second host on a running host's state dir would handle every embedded-bus
+/// message twice: it fails at start and says what to do instead. Once the first host
+/// is gone, even killed, the state dir is free again.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_second_host_on_the_same_state_dir_is_refused() {
+    let app = App::new(&one_component("misbehave", "/misbehave/...", "{wasm}/misbehave.wasm"));
+    let first = app.start();
+    let refused = app.start_failure();
+    assert!(refused.contains("is in use by another estore host"), "{refused}");
+    assert!(refused.contains("--state-dir") && refused.contains("Kafka and PostgreSQL"), "{refused}");
+    assert_eq!(get(&first.url("/misbehave/?action=ok")).await.0, 200, "the first host keeps serving");
+
+    drop(first);
+    let second = app.start();
+    assert_eq!(get(&second.url("/misbehave/?action=ok")).await.0, 200);
+}
 
 #[tokio::test(flavor = "multi_thread")]
 async fn in_flight_request_finishes_before_exit() {
