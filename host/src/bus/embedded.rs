@@ -395,6 +395,13 @@ impl Writer {
         outcome.await.map_err(|_| self.failed("the writer has stopped"))?
     }
 
+    /// Returns once `change` is queued, ahead of every later write; the writer logs
+    /// a failure to commit it.
+    async fn queue(&self, change: Change) -> Result<(), BusError> {
+        let (done, _) = oneshot::channel();
+        self.requests.send(Write { change, done }).await.map_err(|_| self.failed("the writer has stopped"))
+    }
+
     fn failed(&self, what: &str) -> BusError {
         BusError::Other(format!("embedded bus {}: {what}", self.path.display()))
     }
@@ -706,13 +713,20 @@ struct PartitionCommit {
 }
 
 impl Commit for PartitionCommit {
-    /// Checked before it reaches the writer, so a bad offset cannot fail the other
-    /// writes of its batch.
+    /// Queued, not awaited: as Kafka's consumers store offsets and commit them later,
+    /// the trigger goes on to the next message while the writer commits this one with
+    /// whatever else is queued. A crash can lose queued commits; that only redelivers
+    /// handled messages, which the handled-message record recognises. A later
+    /// subscription of the group goes through the same queue, so it resumes after
+    /// every commit queued before it.
+    ///
+    /// The offset is checked before it reaches the writer, so a bad one cannot fail
+    /// the other writes of its batch.
     fn commit(&self, next_offset: u64) -> BoxFuture<'_, Result<(), BusError>> {
         Box::pin(async move {
             let next_offset = i64::try_from(next_offset).map_err(|_| BusError::Invalid(format!("offset {next_offset} is out of range")))?;
             let change = Change::Commit { group: self.group.clone(), topic: self.topic.clone(), partition: self.partition, next_offset };
-            self.writer.write(change).await.map(drop)
+            self.writer.queue(change).await
         })
     }
 }
