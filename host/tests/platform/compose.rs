@@ -428,7 +428,7 @@ fn compose_dockerfile_copies_only_what_exists() {
 #[tokio::test(flavor = "multi_thread")]
 async fn compose_image_app_folder_is_enough_to_serve() {
     let manifest = workspace().join("spin.toml");
-    let output = Command::new(ESTORE).args(["build", "-f"]).arg(&manifest).output().expect("run estore build");
+    let output = Command::new(&*ESTORE).args(["build", "-f"]).arg(&manifest).output().expect("run estore build");
     assert!(
         output.status.success(),
         "estore build of spin.toml failed:\n{}{}",
@@ -449,7 +449,7 @@ async fn compose_image_app_folder_is_enough_to_serve() {
     staged.check_sources().expect("the staged folder holds everything the manifest references");
     assert_eq!(staged.components.len(), Manifest::load(&manifest).expect("spin.toml").components.len());
 
-    let mut command = Command::new(ESTORE);
+    let mut command = Command::new(&*ESTORE);
     command
         .arg("up")
         .arg("-f")

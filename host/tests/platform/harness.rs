@@ -4,10 +4,15 @@
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
-use std::sync::{Arc, Mutex, Once};
+use std::sync::{Arc, LazyLock, Mutex, Once};
 use std::time::{Duration, Instant};
 
-pub const ESTORE: &str = env!("CARGO_BIN_EXE_estore");
+/// The host binary under test: the one cargo built with the tests, or the one named by
+/// `ESTORE_BIN` (`scripts/bench` points it at an optimised build, so benchmarks measure
+/// what users run rather than the unoptimised dev host).
+pub static ESTORE: LazyLock<PathBuf> = LazyLock::new(|| {
+    std::env::var_os("ESTORE_BIN").map(PathBuf::from).unwrap_or_else(|| PathBuf::from(env!("CARGO_BIN_EXE_estore")))
+});
 
 pub fn workspace() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("host/ has a parent").to_owned()
@@ -27,7 +32,7 @@ pub fn build_fixtures() {
     static BUILD: Once = Once::new();
     BUILD.call_once(|| {
         let manifest = workspace().join("host/tests/fixtures/spin.toml");
-        let output = Command::new(ESTORE).args(["build", "-f"]).arg(&manifest).output().expect("run estore build");
+        let output = Command::new(&*ESTORE).args(["build", "-f"]).arg(&manifest).output().expect("run estore build");
         assert!(
             output.status.success(),
             "estore build of the fixtures failed:\n{}\n{}",
@@ -81,7 +86,7 @@ impl App {
     }
 
     pub fn command_with_cache(&self, cache: &Path) -> Command {
-        let mut command = Command::new(ESTORE);
+        let mut command = Command::new(&*ESTORE);
         command
             .arg("up")
             .arg("-f")

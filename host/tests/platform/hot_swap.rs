@@ -74,7 +74,7 @@ allowed_publish_topics = ["swap.events.{unique}"]
 
     /// Runs `estore <args> -f <manifest> --state-dir <state>`; its success and output.
     fn cli(&self, args: &[&str]) -> (bool, String) {
-        let output = Command::new(ESTORE)
+        let output = Command::new(&*ESTORE)
             .args(args)
             .arg("-f")
             .arg(self.app.manifest())
@@ -307,7 +307,7 @@ async fn watch_rebuilds_and_deploys_what_changed() {
     let client = reqwest::Client::new();
     assert_eq!(version(&client, &host).await, "a");
 
-    let mut watch = Command::new(ESTORE)
+    let mut watch = Command::new(&*ESTORE)
         .args(["watch", "-f"])
         .arg(app.app.manifest())
         .arg("--state-dir")

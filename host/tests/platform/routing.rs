@@ -139,7 +139,7 @@ async fn serves_without_the_pooling_allocator_when_address_space_is_short() {
 async fn up_with_build_builds_then_serves() {
     crate::harness::build_fixtures();
     let state = tempfile::tempdir().unwrap();
-    let mut command = std::process::Command::new(crate::harness::ESTORE);
+    let mut command = std::process::Command::new(&*crate::harness::ESTORE);
     command
         .args(["up", "--build", "--listen", "127.0.0.1:0", "-f"])
         .arg(crate::harness::workspace().join("host/tests/fixtures"))

@@ -28,7 +28,7 @@ pub enum Backends {
 pub fn build_store() {
     static BUILD: Once = Once::new();
     BUILD.call_once(|| {
-        let output = Command::new(ESTORE)
+        let output = Command::new(&*ESTORE)
             .args(["build", "-f"])
             .arg(workspace().join("spin.toml"))
             .output()
@@ -117,7 +117,7 @@ impl Store {
         // A test that failed while holding the turn poisons it; the turn is still free.
         let kafka_turn =
             (self.backends == Backends::KafkaPostgres).then(|| KAFKA_TURN.lock().unwrap_or_else(|e| e.into_inner()));
-        let mut command = Command::new(ESTORE);
+        let mut command = Command::new(&*ESTORE);
         command
             .arg("up")
             .arg("-f")
