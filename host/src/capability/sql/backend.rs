@@ -42,6 +42,7 @@ impl Setup {
     pub async fn ensure(&self, backend: &Backend, component: &str, limits: SqlLimits) -> Result<(), Error> {
         self.done
             .get_or_try_init(|| async {
+                let _exclusive = self.exclusive().await?;
                 if let Some(provisioning) = &self.postgres {
                     timed(limits.statement_timeout, provisioning.provision()).await?;
                 }
@@ -53,6 +54,22 @@ impl Setup {
             })
             .await
             .map(|_| ())
+    }
+
+    /// Applies the migrations in `folder` that the database has not applied yet.
+    pub async fn migrate(&self, backend: &Backend, component: &str, folder: &Path, limits: SqlLimits) -> Result<(), Error> {
+        self.ensure(backend, component, limits).await?;
+        let _exclusive = self.exclusive().await?;
+        migrations::apply(backend, component, folder, limits).await
+    }
+
+    /// On PostgreSQL, which several hosts share, the database's set-up lock (see
+    /// [`postgres::Provisioning::exclusive`]); a SQLite file has one host already.
+    async fn exclusive(&self) -> Result<Option<sqlx::PgConnection>, Error> {
+        match &self.postgres {
+            Some(provisioning) => provisioning.exclusive().await.map(Some),
+            None => Ok(None),
+        }
     }
 }
 

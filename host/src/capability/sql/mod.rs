@@ -196,8 +196,9 @@ impl SqlAccess {
     /// migrations a deployed version brings. A failure says which file and statement.
     pub async fn migrate(&self, label: &str, folder: &Path) -> Result<(), String> {
         let database = self.granted.get(label).ok_or_else(|| format!("no database `{label}` is granted"))?;
-        database.ensure_ready().await.map_err(|e| errors::describe(&e))?;
-        migrations::apply(&database.backend, &database.component, folder, database.limits)
+        database
+            .setup
+            .migrate(&database.backend, &database.component, folder, database.limits)
             .await
             .map_err(|e| errors::describe(&e))
     }

@@ -106,13 +106,18 @@ pub async fn relay(database: Arc<Database>, bus: Bus, publish_timeout: Duration)
     loop {
         let woken = database.relay_signal.notified();
         match relay_pass(&database, &bus, publish_timeout).await {
-            Ok(more) => {
+            Ok(pass) => {
                 if failing {
                     tracing::info!(component = %database.component, "outbox relay resumed");
                     failing = false;
                 }
-                if more {
-                    continue;
+                match pass {
+                    Pass::Full => continue,
+                    Pass::Done => {}
+                    Pass::OtherHost => {
+                        tokio::time::sleep(OTHER_HOST_RETRY).await;
+                        continue;
+                    }
                 }
             }
             Err(e) => {
@@ -127,19 +132,46 @@ pub async fn relay(database: Arc<Database>, bus: Bus, publish_timeout: Duration)
     }
 }
 
-/// Sends one batch; returns whether a full batch was sent (more may be waiting).
-async fn relay_pass(database: &Database, bus: &Bus, publish_timeout: Duration) -> Result<bool, String> {
-    database.ensure_ready().await.map_err(|e| super::errors::describe(&e))?;
+enum Pass {
+    /// A full batch went out: more may be waiting.
+    Full,
+    Done,
+    /// Another host is relaying this database's outbox right now.
+    OtherHost,
+}
+
+/// Several hosts share a PostgreSQL database, and each runs a relay for it: one pass
+/// at a time holds this transaction-scoped lock, so no row is sent by two hosts and
+/// rows go out in the order they were committed. A SQLite database has one host.
+const RELAY_LOCK: &str = "SELECT pg_try_advisory_xact_lock(hashtext(current_schema() || '._estore_outbox relay'))";
+/// How soon to look again when another host held the relay lock: it may have read
+/// its batch before this host's latest commit.
+const OTHER_HOST_RETRY: Duration = Duration::from_millis(50);
+
+/// Sends one batch, oldest first. On PostgreSQL the whole pass is one transaction
+/// under [`RELAY_LOCK`], and a row is deleted in it once the bus has it.
+async fn relay_pass(database: &Database, bus: &Bus, publish_timeout: Duration) -> Result<Pass, String> {
+    let describe = |e: Error| super::errors::describe(&e);
+    database.ensure_ready().await.map_err(describe)?;
+    let (backend, limits) = (&database.backend, database.limits);
+    let mut tx = match backend {
+        Backend::Postgres(_) => {
+            let mut tx = backend.begin(limits).await.map_err(describe)?;
+            let locked = backend.query(Some(&mut tx), RELAY_LOCK, Vec::new(), limits).await.map_err(describe)?;
+            if !matches!(locked.rows.first().and_then(|row| row.first()), Some(Value::Boolean(true))) {
+                tx.rollback(limits).await.map_err(describe)?;
+                return Ok(Pass::OtherHost);
+            }
+            Some(tx)
+        }
+        Backend::Sqlite(_) => None,
+    };
     let select = format!(
         "SELECT seq, topic, message_key, payload, headers FROM {OUTBOX} ORDER BY seq LIMIT {RELAY_BATCH}"
     );
-    let rows = database
-        .backend
-        .query(None, &select, Vec::new(), database.limits)
-        .await
-        .map_err(|e| super::errors::describe(&e))?
-        .rows;
+    let rows = backend.query(tx.as_mut(), &select, Vec::new(), limits).await.map_err(describe)?.rows;
     let full = rows.len() as i64 == RELAY_BATCH;
+    let mut outcome = Ok(());
     for row in rows {
         let (seq, message) = decode_row(row)?;
         match bus.publish(message, publish_timeout).await {
@@ -149,16 +181,19 @@ async fn relay_pass(database: &Database, bus: &Bus, publish_timeout: Duration) -
                 // the rows behind it, and say so.
                 tracing::error!(component = %database.component, "outbox message {seq} dropped: {why}");
             }
-            Err(e) => return Err(e.to_string()),
+            Err(e) => {
+                outcome = Err(e.to_string());
+                break;
+            }
         }
         let delete = format!("DELETE FROM {OUTBOX} WHERE seq = ?");
-        database
-            .backend
-            .execute(None, &delete, vec![Value::Int64(seq)], database.limits)
-            .await
-            .map_err(|e| super::errors::describe(&e))?;
+        backend.execute(tx.as_mut(), &delete, vec![Value::Int64(seq)], limits).await.map_err(describe)?;
     }
-    Ok(full)
+    // What went out is deleted even when a later row failed to.
+    if let Some(tx) = tx {
+        tx.commit(limits).await.map_err(describe)?;
+    }
+    outcome.map(|()| if full { Pass::Full } else { Pass::Done })
 }
 
 fn decode_row(row: Vec<Value>) -> Result<(i64, Outgoing), String> {

@@ -10,11 +10,11 @@ use std::path::PathBuf;
 
 use anyhow::Context;
 use sha2::{Digest, Sha256};
-use sqlx::Executor;
+use sqlx::{Connection, Executor};
 use sqlx::encode::IsNull;
 use sqlx::error::BoxDynError;
 use sqlx::postgres::types::Oid;
-use sqlx::postgres::{PgArgumentBuffer, PgConnectOptions, PgPool, PgPoolOptions, PgTypeInfo};
+use sqlx::postgres::{PgArgumentBuffer, PgConnectOptions, PgConnection, PgPool, PgPoolOptions, PgTypeInfo};
 
 use super::{ACQUIRE_TIMEOUT, SqlLimits};
 use super::backend::{Backend, Setup};
@@ -31,6 +31,7 @@ pub struct Server {
 
 /// Creating one component database's role and schema (idempotent).
 pub struct Provisioning {
+    admin: PgConnectOptions,
     admin_pool: PgPool,
     role: String,
     password: String,
@@ -76,12 +77,25 @@ impl Server {
                 Box::pin(async move { connection.execute(session.as_str()).await.map(drop) })
             })
             .connect_lazy_with(options);
-        let provisioning = Provisioning { admin_pool: self.admin_pool.clone(), role, password, schema };
+        let provisioning = Provisioning { admin: self.admin.clone(), admin_pool: self.admin_pool.clone(), role, password, schema };
         Ok((Backend::Postgres(pool), Setup::new(migrations, Some(provisioning))))
     }
 }
 
 impl Provisioning {
+    /// The database's set-up lock, held until the returned connection closes (or is
+    /// dropped, or its host dies): hosts starting or deploying at once provision and
+    /// migrate one after the other, and each finds what the one before it did.
+    pub async fn exclusive(&self) -> Result<PgConnection, Error> {
+        let mut connection = PgConnection::connect_with(&self.admin).await.map_err(from_sqlx)?;
+        sqlx::query("SELECT pg_advisory_lock(hashtext($1))")
+            .bind(format!("estore set-up {}", self.schema))
+            .execute(&mut connection)
+            .await
+            .map_err(from_sqlx)?;
+        Ok(connection)
+    }
+
     pub async fn provision(&self) -> Result<(), Error> {
         let role = quote(&self.role);
         let schema = quote(&self.schema);
