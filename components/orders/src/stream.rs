@@ -2,8 +2,10 @@
 //! shopper's page follows the order without polling.
 //!
 //! The stream starts with the current status, then sends each change as it is
-//! recorded (the history is read every quarter second, so a change shows well
-//! within a second). Each event's `id` is its position in the order's history:
+//! recorded. The history is read 50 ms after the last change, then less and less
+//! often, at most a second apart: the saga moves a new order through several statuses
+//! within a fraction of a second, and an order that waits for its carrier costs one
+//! query a second. Each event's `id` is its position in the order's history:
 //! a client that reconnects with `Last-Event-ID` (browsers do so by themselves)
 //! gets every change after it, none twice. The stream ends after DELIVERED or
 //! CANCELLED, and after [`STREAM_LIMIT`], which stays under the component's
@@ -24,8 +26,10 @@ use spin_sdk::http::{Fields, OutgoingResponse, Request, ResponseOutparam};
 
 use crate::order::{self, Change};
 
-/// How often the history is read for changes.
-const POLL_INTERVAL: Duration = Duration::from_millis(250);
+/// How soon the history is read again after a change; each quiet read doubles it.
+const FIRST_POLL: Duration = Duration::from_millis(50);
+/// The longest wait between two reads of the history.
+const LONGEST_POLL: Duration = Duration::from_secs(1);
 /// A comment line this often keeps proxies from closing a quiet stream.
 const KEEPALIVE_INTERVAL: Duration = Duration::from_secs(15);
 /// How long one stream lasts; `request_timeout_ms` of orders in spin.toml is longer.
@@ -68,7 +72,9 @@ pub async fn serve(mut req: Request, order_id: &str, out: ResponseOutparam) {
     let mut sent = format!("retry: {RECONNECT_AFTER_MS}\n\n").into_bytes();
     let mut last_position = 0;
     let mut changes = first;
+    let mut poll = FIRST_POLL;
     loop {
+        poll = if changes.is_empty() { (poll * 2).min(LONGEST_POLL) } else { FIRST_POLL };
         for change in &changes {
             sent.extend(event(order_id, change));
             last_position = change.position;
@@ -85,7 +91,7 @@ pub async fn serve(mut req: Request, order_id: &str, out: ResponseOutparam) {
         if last_write.elapsed() >= KEEPALIVE_INTERVAL {
             sent.extend(b": keep-alive\n\n");
         }
-        std::thread::sleep(POLL_INTERVAL);
+        std::thread::sleep(poll);
         changes = match order::history_after(&db, order_id, last_position) {
             Ok(changes) => changes,
             Err(e) => {
