@@ -88,7 +88,10 @@ pub async fn sqlite(
         .create_if_missing(true)
         .journal_mode(SqliteJournalMode::Wal)
         .busy_timeout(Duration::from_secs(5))
-        .foreign_keys(true);
+        .foreign_keys(true)
+        // Statement journals and sorts in memory: on files, SQLite creates and deletes
+        // a temporary file for many a statement inside a transaction.
+        .pragma("temp_store", "memory");
     let pool = sqlx::sqlite::SqlitePoolOptions::new()
         .max_connections(max_connections)
         .acquire_timeout(super::ACQUIRE_TIMEOUT)
