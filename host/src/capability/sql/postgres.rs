@@ -83,13 +83,15 @@ impl Server {
 }
 
 impl Provisioning {
-    /// The database's set-up lock, held until the returned connection closes (or is
-    /// dropped, or its host dies): hosts starting or deploying at once provision and
-    /// migrate one after the other, and each finds what the one before it did.
+    /// The set-up lock, held until the returned connection closes (or is dropped, or
+    /// its host dies): hosts starting or deploying at once provision and migrate one
+    /// after the other, and each finds what the one before it did. One lock for the
+    /// whole PostgreSQL database, not one per schema: provisioning also changes
+    /// database-wide privileges and roles, which PostgreSQL refuses to have changed by
+    /// two sessions at once ("tuple concurrently updated").
     pub async fn exclusive(&self) -> Result<PgConnection, Error> {
         let mut connection = PgConnection::connect_with(&self.admin).await.map_err(from_sqlx)?;
-        sqlx::query("SELECT pg_advisory_lock(hashtext($1))")
-            .bind(format!("estore set-up {}", self.schema))
+        sqlx::query("SELECT pg_advisory_lock(hashtext('estore set-up'))")
             .execute(&mut connection)
             .await
             .map_err(from_sqlx)?;
