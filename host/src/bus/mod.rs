@@ -81,6 +81,15 @@ pub enum BusConfig {
 /// `next_offset` has been handled. Called in offset order, only after success.
 pub trait Commit: Send + Sync {
     fn commit(&self, next_offset: u64) -> BoxFuture<'_, Result<(), BusError>>;
+
+    /// Asked before each message taken from the feed: whether the partition is still
+    /// this member's. Once a rebalance has begun to move it, the answer is no, and
+    /// the messages still buffered in the feed are left to the next owner. A message
+    /// taken while it was yes counts as in progress until the next commit: the
+    /// rebalance waits for it, so two hosts never handle it at once.
+    fn still_assigned(&self) -> bool {
+        true
+    }
 }
 
 /// One partition assigned to this host's member of a consumer group: its messages in

@@ -176,6 +176,9 @@ impl MessageDispatcher {
                 message = feed.messages.recv() => message,
             };
             let Some(message) = message else { break };
+            if !feed.commit.still_assigned() {
+                break;
+            }
             let next = message.offset + 1;
             if self.deliver(&component, &group, message).await == Delivered::Abandoned {
                 break;

@@ -13,9 +13,13 @@
 //!   Nothing else is ever stored, so a crash redelivers what was handled since the last
 //!   commit and never skips a message. (A broker round trip per handled message would
 //!   cap a partition at one message per round trip.)
-//! - **Revocation.** A revoked partition's task is aborted, which drops its sender and
-//!   closes the feed; its `Commit` then fails, so a slow handler cannot store an offset
-//!   for a partition another member now owns.
+//! - **Revocation.** The rebalance callback first stops the trigger from taking more of
+//!   a revoked partition's messages ([`Commit::still_assigned`]), then waits (up to
+//!   [`REVOKE_WAIT`]) for the message being handled to be committed, so its offset goes
+//!   out with the revocation's commit and the next owner does not handle it a second
+//!   time, at once. Then the partition's task is aborted, which closes the feed, and
+//!   its `Commit` fails from then on: a handler slower than the wait cannot store an
+//!   offset for a partition another member now owns.
 //! - **A thread per subscription** polls the consumer queue: it runs the rebalance
 //!   callbacks and, once the subscription is dropped, closes the consumer (the final
 //!   commit, leaving the group), which blocks, away from the runtime's workers.
@@ -48,6 +52,10 @@ type GroupConsumer = BaseConsumer<GroupMember>;
 /// How long one poll of the consumer queue waits, so a dropped subscription is noticed
 /// within this.
 const POLL_INTERVAL: Duration = Duration::from_millis(100);
+
+/// How long a rebalance waits for the messages being handled on revoked partitions.
+/// Heartbeats go on meanwhile (librdkafka sends them from its own thread).
+const REVOKE_WAIT: Duration = Duration::from_secs(5);
 
 /// New feeds waiting for the trigger to take them. When it does not, the rebalance
 /// callback waits (new partitions start later), so nothing is dropped.
@@ -163,16 +171,36 @@ struct GroupMember {
     opened: Mutex<Vec<PartitionFeed>>,
 }
 
-/// What ends a feed: its task, and the flag its `Commit` checks.
+/// What ends a feed: its task, and the state its `Commit` shares.
 struct FeedHandle {
     task: AbortHandle,
-    revoked: Arc<AtomicBool>,
+    state: Arc<FeedState>,
 }
 
-impl FeedHandle {
-    fn end(self) {
-        self.revoked.store(true, Ordering::Release);
-        self.task.abort();
+/// A partition's feed as its handler and a rebalance both see it.
+#[derive(Default)]
+struct FeedState {
+    /// A rebalance is taking the partition away: no more messages are to be taken.
+    draining: AtomicBool,
+    /// A message was taken and its commit has not come yet.
+    in_progress: AtomicBool,
+    /// The partition is gone: commits fail.
+    revoked: AtomicBool,
+}
+
+/// Ends feeds the way a revocation must: no new messages taken from any of them, the
+/// ones in progress given [`REVOKE_WAIT`] to finish and commit, then each closed.
+fn end_feeds(feeds: Vec<FeedHandle>) {
+    for feed in &feeds {
+        feed.state.draining.store(true, Ordering::SeqCst);
+    }
+    let deadline = std::time::Instant::now() + REVOKE_WAIT;
+    while feeds.iter().any(|feed| feed.state.in_progress.load(Ordering::SeqCst)) && std::time::Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    for feed in feeds {
+        feed.state.revoked.store(true, Ordering::Release);
+        feed.task.abort();
     }
 }
 
@@ -243,26 +271,26 @@ impl GroupMember {
         });
         let (sender, messages) = mpsc::channel(FEED_BUFFER);
         let task = self.runtime.spawn(forward(queue, topic.to_owned(), wake, sender));
-        let revoked = Arc::new(AtomicBool::new(false));
-        let handle = FeedHandle { task: task.abort_handle(), revoked: revoked.clone() };
+        let state = Arc::new(FeedState::default());
+        let handle = FeedHandle { task: task.abort_handle(), state: state.clone() };
         if let Some(previous) = self.lock_feeds().insert((topic.to_owned(), partition), handle) {
-            previous.end();
+            end_feeds(vec![previous]);
         }
-        let commit = PartitionCommit { consumer: Arc::downgrade(consumer), topic: topic.to_owned(), partition, revoked };
+        let commit = PartitionCommit { consumer: Arc::downgrade(consumer), topic: topic.to_owned(), partition, state };
         Some(PartitionFeed { topic: topic.to_owned(), partition: feed_partition, messages, commit: Arc::new(commit) })
     }
 
     fn end_feeds(&self, partitions: &TopicPartitionList) {
-        let mut feeds = self.lock_feeds();
-        for element in partitions.elements() {
-            if let Some(feed) = feeds.remove(&(element.topic().to_owned(), element.partition())) {
-                feed.end();
-            }
-        }
+        let revoked: Vec<FeedHandle> = {
+            let mut feeds = self.lock_feeds();
+            partitions.elements().iter().filter_map(|e| feeds.remove(&(e.topic().to_owned(), e.partition()))).collect()
+        };
+        end_feeds(revoked);
     }
 
     fn end_all_feeds(&self) {
-        self.lock_feeds().drain().for_each(|(_, feed)| feed.end());
+        let all: Vec<FeedHandle> = self.lock_feeds().drain().map(|(_, feed)| feed).collect();
+        end_feeds(all);
     }
 
     fn lock_feeds(&self) -> std::sync::MutexGuard<'_, HashMap<(String, i32), FeedHandle>> {
@@ -348,13 +376,13 @@ struct PartitionCommit {
     consumer: Weak<GroupConsumer>,
     topic: String,
     partition: i32,
-    revoked: Arc<AtomicBool>,
+    state: Arc<FeedState>,
 }
 
 impl PartitionCommit {
     fn store(&self, next_offset: u64) -> Result<(), BusError> {
         let partition = format!("{}/{}", self.topic, self.partition);
-        if self.revoked.load(Ordering::Acquire) {
+        if self.state.revoked.load(Ordering::Acquire) {
             return Err(BusError::Other(format!(
                 "partition {partition} is no longer assigned here; its next owner resumes after the last commit"
             )));
@@ -372,6 +400,20 @@ impl PartitionCommit {
 
 impl Commit for PartitionCommit {
     fn commit(&self, next_offset: u64) -> BoxFuture<'_, Result<(), BusError>> {
-        Box::pin(std::future::ready(self.store(next_offset)))
+        let stored = self.store(next_offset);
+        self.state.in_progress.store(false, Ordering::Release);
+        Box::pin(std::future::ready(stored))
+    }
+
+    fn still_assigned(&self) -> bool {
+        // In progress first, then the check (both sequentially consistent, as the
+        // rebalance's mirror image in `end_feeds`): a rebalance that starts draining
+        // right after the check sees this message in progress and waits for it.
+        self.state.in_progress.store(true, Ordering::SeqCst);
+        if self.state.draining.load(Ordering::SeqCst) {
+            self.state.in_progress.store(false, Ordering::Release);
+            return false;
+        }
+        true
     }
 }
