@@ -177,27 +177,32 @@ pub fn deliver(
     if record.status != Status::Pending {
         return Ok(record.status);
     }
+    // The same event can reach two handlers at once (a redelivery while the first is
+    // still at work, on another host). Each attempt is taken by moving `attempts` on
+    // from the count it read: one handler wins and sends; the other retries later and
+    // then finds the outcome, or, if the winner died before sending, takes the next
+    // attempt itself.
+    let taken = db.execute(
+        "UPDATE notifications SET attempts = attempts + 1 WHERE id = ? AND status = 'PENDING' AND attempts = ?",
+        params![record.id.as_str(), record.attempts],
+    )?;
+    if taken == 0 {
+        return Err(DeliverError::Retry(format!("{} {} is being sent by another handler", draft.template, draft.reference)));
+    }
     match send() {
         Ok(provider_id) => {
             db.execute(
-                "UPDATE notifications SET status = 'SENT', reason = NULL, attempts = attempts + 1, provider_id = ?, \
-                 sent_at_ms = ? WHERE id = ?",
+                "UPDATE notifications SET status = 'SENT', reason = NULL, provider_id = ?, sent_at_ms = ? WHERE id = ?",
                 params![provider_id, clock::now_unix_ms(), record.id.as_str()],
             )?;
             Ok(Status::Sent)
         }
         Err(SendError::Permanent(reason)) => {
-            db.execute(
-                "UPDATE notifications SET status = 'FAILED', reason = ?, attempts = attempts + 1 WHERE id = ?",
-                params![reason, record.id.as_str()],
-            )?;
+            db.execute("UPDATE notifications SET status = 'FAILED', reason = ? WHERE id = ?", params![reason, record.id.as_str()])?;
             Ok(Status::Failed)
         }
         Err(SendError::Transient(reason)) => {
-            db.execute(
-                "UPDATE notifications SET reason = ?, attempts = attempts + 1 WHERE id = ?",
-                params![reason.as_str(), record.id.as_str()],
-            )?;
+            db.execute("UPDATE notifications SET reason = ? WHERE id = ?", params![reason.as_str(), record.id.as_str()])?;
             Err(DeliverError::Retry(reason))
         }
     }
