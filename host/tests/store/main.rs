@@ -24,6 +24,7 @@ mod support;
 mod bench;
 mod cart;
 mod catalog;
+mod cluster;
 mod inventory;
 mod notifications;
 mod orders;

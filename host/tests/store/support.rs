@@ -5,7 +5,7 @@
 
 use std::path::PathBuf;
 use std::process::Command;
-use std::sync::{Mutex, MutexGuard, Once};
+use std::sync::{Condvar, Mutex, Once};
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use serde_json::Value as Json;
@@ -50,22 +50,70 @@ pub struct Store {
     backends: Backends,
     /// The PostgreSQL database (on `KafkaPostgres`).
     database: Option<String>,
+    /// Which store this is: the hosts of one store (see [`Store::another_host`]) share
+    /// its data and its turn on the shared Kafka.
+    store_id: usize,
 }
 
-/// Held by every store serving on the shared Kafka. Every such host joins the same
-/// consumer groups (the manifest's), so two at once would split a topic's partitions
-/// between them and each would miss some of its own test's events.
-static KAFKA_TURN: Mutex<()> = Mutex::new(());
+/// Taken by every host serving on the shared Kafka. Every such host joins the same
+/// consumer groups (the manifest's), so the hosts of two stores at once would split a
+/// topic's partitions between them and each store would miss some of its own test's
+/// events. The hosts of one store share the turn, as a cluster shares its groups.
+struct KafkaTurn {
+    /// The store whose hosts hold the turn, and how many of them.
+    holder: Mutex<Option<(usize, usize)>>,
+    free: Condvar,
+}
+
+static KAFKA_TURN: KafkaTurn = KafkaTurn { holder: Mutex::new(None), free: Condvar::new() };
+
+/// One host's share of its store's turn; the last one to go hands the turn on.
+struct KafkaTurnHeld(usize);
+
+impl KafkaTurn {
+    fn take(&'static self, store: usize) -> KafkaTurnHeld {
+        // A test that failed while holding the turn poisons it; the turn is still sound.
+        let mut holder = self.holder.lock().unwrap_or_else(|e| e.into_inner());
+        loop {
+            match &mut *holder {
+                None => *holder = Some((store, 1)),
+                Some((owner, hosts)) if *owner == store => *hosts += 1,
+                Some(_) => {
+                    holder = self.free.wait(holder).unwrap_or_else(|e| e.into_inner());
+                    continue;
+                }
+            }
+            return KafkaTurnHeld(store);
+        }
+    }
+}
+
+impl Drop for KafkaTurnHeld {
+    fn drop(&mut self) {
+        let mut holder = KAFKA_TURN.holder.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some((owner, hosts)) = &mut *holder
+            && *owner == self.0
+        {
+            *hosts -= 1;
+            if *hosts == 0 {
+                *holder = None;
+                KAFKA_TURN.free.notify_all();
+            }
+        }
+    }
+}
+
+static NEXT_STORE: AtomicUsize = AtomicUsize::new(0);
 
 impl Store {
     pub fn new(backends: Backends) -> Store {
         build_store();
+        let store_id = NEXT_STORE.fetch_add(1, Ordering::Relaxed);
         let dir = tempfile::tempdir().expect("temp dir");
         let (config, database) = match backends {
             Backends::Embedded => (String::new(), None),
             Backends::KafkaPostgres => {
-                static NEXT: AtomicUsize = AtomicUsize::new(0);
-                let name = format!("store_{}_{}", std::process::id(), NEXT.fetch_add(1, Ordering::Relaxed));
+                let name = format!("store_{}_{store_id}", std::process::id());
                 let url = crate::postgres::shared().create_database(&name);
                 let brokers = crate::kafka::shared().bootstrap();
                 let config = format!(
@@ -76,7 +124,23 @@ impl Store {
         };
         let runtime_config = dir.path().join("runtime-config.toml");
         std::fs::write(&runtime_config, config).expect("write runtime config");
-        Store { dir, runtime_config, variables: Vec::new(), backends, database }
+        Store { dir, runtime_config, variables: Vec::new(), backends, database, store_id }
+    }
+
+    /// A second host of this store: its own state dir, the same runtime config,
+    /// variables, database and Kafka (on `KafkaPostgres`, where hosts share data).
+    pub fn another_host(&self) -> Store {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let runtime_config = dir.path().join("runtime-config.toml");
+        std::fs::copy(&self.runtime_config, &runtime_config).expect("copy the runtime config");
+        Store {
+            dir,
+            runtime_config,
+            variables: self.variables.clone(),
+            backends: self.backends,
+            database: self.database.clone(),
+            store_id: self.store_id,
+        }
     }
 
     /// Sets a manifest variable for the next start (`SPIN_VARIABLE_<NAME>`).
@@ -114,9 +178,7 @@ impl Store {
     /// [`Store::start`] with the compiled components cached in `cache` (an empty
     /// folder: a cold start that compiles every component).
     pub fn start_with_cache(&self, cache: &std::path::Path) -> Running<'_> {
-        // A test that failed while holding the turn poisons it; the turn is still free.
-        let kafka_turn =
-            (self.backends == Backends::KafkaPostgres).then(|| KAFKA_TURN.lock().unwrap_or_else(|e| e.into_inner()));
+        let kafka_turn = (self.backends == Backends::KafkaPostgres).then(|| KAFKA_TURN.take(self.store_id));
         let mut command = Command::new(&*ESTORE);
         command
             .arg("up")
@@ -139,7 +201,7 @@ pub struct Running<'a> {
     // Fields drop in order: the host stops before the Kafka turn is handed on.
     host: Host,
     _store: &'a Store,
-    _kafka_turn: Option<MutexGuard<'static, ()>>,
+    _kafka_turn: Option<KafkaTurnHeld>,
 }
 
 impl std::ops::Deref for Running<'_> {

@@ -1,0 +1,163 @@
+//! Several hosts on one Kafka and one PostgreSQL: two `estore up` processes, each with
+//! its own state dir, started at once and serving the same store. A few hundred orders
+//! are placed round-robin across them; each completes once (one confirmation e-mail,
+//! one `order.placed` on the bus, stock exact), and when one host is killed the other
+//! takes over its partitions and outbox and every order still completes.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::time::{Duration, Instant};
+
+use rdkafka::consumer::{Consumer, StreamConsumer};
+use rdkafka::Message;
+use serde_json::json;
+
+use crate::notifications::{SmsProvider, notifying_store};
+use crate::orders::{APPROVED_CARD, checkout, fill_cart};
+use crate::smtp::SmtpServer;
+use crate::support::{Backends, Client, get_until, register};
+
+/// Every order buys one of this product; its stock is set high enough for all.
+const PRODUCT: i64 = 10;
+const STOCK: i64 = 1000;
+const SHOPPERS: usize = 12;
+/// Orders per shopper while both hosts run, then after one is killed.
+const ROUNDS_TOGETHER: usize = 12;
+const ROUNDS_ACROSS_THE_KILL: usize = 6;
+
+/// Places one order per shopper for each round, each step on the next host in turn:
+/// registration, cart and checkout of one shopper go to different hosts.
+async fn place_orders(shoppers: &[[Client; 2]], rounds: std::ops::Range<usize>) -> Vec<String> {
+    let mut placed = Vec::new();
+    for round in rounds {
+        let orders = shoppers.iter().enumerate().map(|(n, on)| {
+            let (cart_host, checkout_host) = ((n + round) % on.len(), (n + round + 1) % on.len());
+            let (cart, till) = (on[cart_host].clone(), on[checkout_host].clone());
+            async move {
+                fill_cart(&cart, &[(PRODUCT, 1)]).await;
+                let answer = checkout(&till, APPROVED_CARD).await;
+                assert_eq!(answer.status, 202, "{answer:?}");
+                answer.body["id"].as_str().unwrap_or_default().to_owned()
+            }
+        });
+        placed.extend(futures::future::join_all(orders).await);
+    }
+    placed
+}
+
+/// Waits until every order is SHIPPED (shipping dispatches on confirmation).
+async fn all_shipped(admin: &Client, orders: &[String]) {
+    for id in orders {
+        get_until(admin, &format!("/api/orders/{id}"), |answer| answer.body["status"] == "SHIPPED").await;
+    }
+}
+
+/// How many confirmation e-mails each order got, by the short id in their subject.
+fn confirmations(smtp: &SmtpServer) -> BTreeMap<String, usize> {
+    let mut count = BTreeMap::new();
+    for raw in smtp.messages() {
+        let message = String::from_utf8_lossy(&raw).into_owned();
+        let subject = message.lines().find_map(|line| line.strip_prefix("Subject: Order "));
+        if let Some(short_id) = subject.and_then(|rest| rest.strip_suffix(" confirmed")) {
+            *count.entry(short_id.trim().to_owned()).or_default() += 1;
+        }
+    }
+    count
+}
+
+/// Every message on `topic` since the topic began, read with a group of its own.
+async fn everything_on(topic: &str) -> Vec<String> {
+    let consumer: StreamConsumer = rdkafka::ClientConfig::new()
+        .set("bootstrap.servers", crate::kafka::shared().bootstrap())
+        .set("group.id", format!("count-{}", uuid::Uuid::new_v4()))
+        .set("auto.offset.reset", "earliest")
+        .set("enable.auto.commit", "false")
+        .create()
+        .expect("a consumer");
+    consumer.subscribe(&[topic]).expect("subscribe");
+    let mut payloads = Vec::new();
+    // Quiet for 5 s after the first message: the topic is read to its end.
+    let mut wait = Duration::from_secs(30);
+    while let Ok(Ok(message)) = tokio::time::timeout(wait, consumer.recv()).await {
+        payloads.push(String::from_utf8_lossy(message.payload().unwrap_or_default()).into_owned());
+        wait = Duration::from_secs(5);
+    }
+    payloads
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn two_hosts_share_the_orders_and_one_finishes_when_the_other_is_killed() {
+    let smtp = SmtpServer::start();
+    let sms = SmsProvider::start();
+    let first = notifying_store(Backends::KafkaPostgres, &smtp, &sms);
+    let second = first.another_host();
+
+    // Both at once: role, schema and migrations of every component race.
+    let (a, b) = std::thread::scope(|scope| {
+        let a = scope.spawn(|| first.start());
+        let b = scope.spawn(|| second.start());
+        (a.join().expect("the first host starts"), b.join().expect("the second host starts"))
+    });
+    let mut a = Some(a);
+    let hosts = [Client::new(a.as_ref().expect("running")), Client::new(&b)];
+    for component in ["users", "orders", "inventory", "email"] {
+        let applied = first.psql_in_component(component, "SELECT count(*) - count(DISTINCT name) FROM _estore_migrations;");
+        assert_eq!(applied.trim(), "0", "{component}: a migration recorded twice");
+    }
+
+    let admin = hosts[0].admin().await;
+    let set = admin.put(&format!("/api/inventory/{PRODUCT}"), json!({"available": STOCK})).await;
+    assert_eq!(set.status, 200, "{set:?}");
+    let mut shoppers = Vec::new();
+    for n in 0..SHOPPERS {
+        let (on_one, _) = register(&hosts[n % 2], &format!("shopper{n}"), json!({})).await;
+        let token = on_one.token().expect("logged in").to_owned();
+        shoppers.push([hosts[0].with_token(&token), hosts[1].with_token(&token)]);
+    }
+
+    // Together: every order once, whichever host took it and whichever handled it.
+    let together = place_orders(&shoppers, 0..ROUNDS_TOGETHER).await;
+    all_shipped(&admin, &together).await;
+    let placed_on_the_bus: Vec<String> = everything_on("order.placed").await;
+    for id in &together {
+        let sent = placed_on_the_bus.iter().filter(|payload| payload.contains(id.as_str())).count();
+        assert_eq!(sent, 1, "order.placed of {id} went out {sent} times");
+    }
+
+    // Across the kill: half the rounds, then the first host dies (SIGKILL) with work
+    // in flight, and the second takes over its partitions and its outbox rows.
+    let before_kill = place_orders(&shoppers, ROUNDS_TOGETHER..ROUNDS_TOGETHER + ROUNDS_ACROSS_THE_KILL / 2).await;
+    drop(a.take());
+    let on_the_survivor: Vec<[Client; 2]> = shoppers.iter().map(|on| [on[1].clone(), on[1].clone()]).collect();
+    let after_kill =
+        place_orders(&on_the_survivor, ROUNDS_TOGETHER + ROUNDS_ACROSS_THE_KILL / 2..ROUNDS_TOGETHER + ROUNDS_ACROSS_THE_KILL).await;
+    let admin = hosts[1].with_token(admin.token().expect("admin token"));
+    let all: Vec<String> = together.iter().chain(&before_kill).chain(&after_kill).cloned().collect();
+    all_shipped(&admin, &all).await;
+
+    let expected_sold = all.len() as i64;
+    get_until(&admin, &format!("/api/inventory/{PRODUCT}"), |answer| {
+        answer.body["available"] == json!(STOCK - expected_sold) && answer.body["reserved"] == json!(0)
+    })
+    .await;
+    // The subject names an order by the first group of its id.
+    let ids: BTreeSet<String> = all.iter().map(|id| id.split('-').next().unwrap_or(id).to_owned()).collect();
+    assert_eq!(ids.len(), all.len(), "short ids collide; the e-mail count cannot tell orders apart");
+    // Every order is confirmed by e-mail, once. A host killed between handing a mail to
+    // the SMTP server and recording it leaves the mail's record unfinished, and the
+    // survivor sends it again: that at-least-once is allowed for the orders that were
+    // in flight at the kill, and only for them.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let mails = confirmations(&smtp);
+        let in_flight_at_the_kill = |short: &str| before_kill.iter().any(|id| id.starts_with(short));
+        let twice: Vec<(&String, &usize)> =
+            mails.iter().filter(|(id, n)| **n > 1 && !in_flight_at_the_kill(id.as_str())).collect();
+        assert!(twice.is_empty(), "confirmation e-mailed more than once: {twice:?}");
+        let missing: Vec<&String> = ids.iter().filter(|id| !mails.contains_key(*id)).collect();
+        if missing.is_empty() {
+            break;
+        }
+        assert!(Instant::now() < deadline, "no confirmation e-mail for {missing:?}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
