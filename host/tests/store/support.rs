@@ -475,3 +475,28 @@ fn capitalised(name: &str) -> String {
     let mut chars = name.chars();
     chars.next().map(|first| first.to_uppercase().chain(chars).collect()).unwrap_or_default()
 }
+
+/// Every message on the shared broker's `topic` since it began, as (key, payload),
+/// read with a consumer group of its own. Other tests of the run publish to the
+/// store's topics too: pick yours by key.
+pub async fn everything_on(topic: &str) -> Vec<(String, String)> {
+    use rdkafka::Message;
+    use rdkafka::consumer::{Consumer, StreamConsumer};
+    let consumer: StreamConsumer = rdkafka::ClientConfig::new()
+        .set("bootstrap.servers", crate::kafka::shared().bootstrap())
+        .set("group.id", format!("read-all-{}", uuid::Uuid::new_v4()))
+        .set("auto.offset.reset", "earliest")
+        .set("enable.auto.commit", "false")
+        .create()
+        .expect("a consumer");
+    consumer.subscribe(&[topic]).expect("subscribe");
+    let mut messages = Vec::new();
+    // Read until quiet for 5 s after the first message: the topic's end.
+    let mut wait = std::time::Duration::from_secs(30);
+    while let Ok(Ok(message)) = tokio::time::timeout(wait, consumer.recv()).await {
+        let text = |bytes: Option<&[u8]>| String::from_utf8_lossy(bytes.unwrap_or_default()).into_owned();
+        messages.push((text(message.key()), text(message.payload())));
+        wait = std::time::Duration::from_secs(5);
+    }
+    messages
+}
