@@ -192,7 +192,7 @@ pub async fn up(options: UpOptions) -> Result<()> {
     let admin_address = admin_listener.local_addr()?;
     admin::publish_address(&state_dir, admin_address)?;
     let admin =
-        Arc::new(Admin::new(registry.clone(), manifest.clone(), &state_dir, admin::token(&state_dir)?, started_with));
+        Arc::new(Admin::new(registry.clone(), manifest.clone(), &state_dir, admin::token(&state_dir)?, started_with, bus.clone()));
     print_routes(&manifest, &registry, bus.as_ref(), address);
     let token_from = match std::env::var_os(admin::TOKEN_ENV) {
         Some(_) => admin::TOKEN_ENV.to_owned(),

@@ -19,6 +19,7 @@ pub mod capability;
 pub mod deployments;
 pub mod engine;
 pub mod manifest;
+pub mod metrics;
 pub mod registry;
 pub mod runtime_config;
 pub mod state_dir;

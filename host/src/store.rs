@@ -62,6 +62,8 @@ pub struct HostState {
     pub trace: TraceContext,
     /// Set when the instance handles a message.
     pub message_in_progress: Option<MessageInProgress>,
+    /// Counts this instance in the `instances_running` metric while it lives.
+    _live: crate::metrics::LiveInstance,
 }
 
 impl HostState {
@@ -88,6 +90,7 @@ impl HostState {
             email: context.email.clone(),
             trace,
             message_in_progress: None,
+            _live: crate::metrics::LiveInstance::new(&context.id),
         };
         let mut store = Store::new(engine.wasmtime(), state);
         store.limiter(|state| &mut state.memory);

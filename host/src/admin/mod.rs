@@ -14,9 +14,12 @@
 //!   component's pending migrations are applied, then it replaces the running version
 //!   atomically ([`crate::registry`]). Any failure leaves the old version serving.
 //! - `POST /v1/components/{id}/rollback`: back to the version before.
+//! - `GET /health/live` and `GET /health/ready`, without the token ([`health`]).
+//! - `GET /metrics`: Prometheus metrics ([`crate::metrics`]), without the token.
 
 pub mod client;
 mod grants;
+mod health;
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -36,6 +39,7 @@ use serde::Serialize;
 use serde_json::json;
 use tokio::net::TcpListener;
 
+use crate::bus::Bus;
 use crate::deployments::{Deployments, History, Version};
 use crate::manifest::{HttpRoute, Manifest};
 use crate::registry::{LoadedComponent, Registry};
@@ -98,6 +102,8 @@ pub struct Admin {
     started_with: BTreeMap<String, Version>,
     /// One deploy or rollback at a time, whichever component.
     changing: tokio::sync::Mutex<()>,
+    /// For readiness: whether the bus answers.
+    bus: Option<Bus>,
 }
 
 /// Why a deploy or rollback did not happen; the old version keeps serving.
@@ -130,8 +136,10 @@ impl Admin {
         state_dir: &Path,
         token: String,
         started_with: BTreeMap<String, Version>,
+        bus: Option<Bus>,
     ) -> Admin {
         Admin {
+            bus,
             started_with,
             registry,
             manifest,
@@ -298,6 +306,18 @@ pub async fn serve(listener: TcpListener, admin: Arc<Admin>, shutdown: impl Futu
 
 impl Admin {
     async fn handle(&self, req: Request<Incoming>) -> Response<Full<Bytes>> {
+        if req.method() == Method::GET {
+            match req.uri().path() {
+                "/health/live" => return answer(StatusCode::OK, &health::liveness()),
+                "/health/ready" => {
+                    let (ready, checks) = health::readiness(&self.registry, &self.manifest, self.bus.as_ref()).await;
+                    let status = if ready { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
+                    return answer(status, &checks);
+                }
+                "/metrics" => return self.metrics().await,
+                _ => {}
+            }
+        }
         if !self.authorised(&req) {
             return answer(StatusCode::UNAUTHORIZED, &json!({"error": "this needs the admin token: Authorization: Bearer <token>"}));
         }
@@ -322,6 +342,26 @@ impl Admin {
             (Method::POST, ["v1", "components", id, "rollback"]) => outcome(self.rollback(id).await),
             _ => answer(StatusCode::NOT_FOUND, &json!({"error": format!("no admin route {} {path}", req.method())})),
         }
+    }
+
+    /// Reads the levels (pools, outboxes, lag, memory), then renders every metric.
+    async fn metrics(&self) -> Response<Full<Bytes>> {
+        for id in self.manifest.components.keys() {
+            if let Some(component) = self.registry.get(id) {
+                component.context.sql.report_levels(id).await;
+            }
+        }
+        if let Some(bus) = &self.bus {
+            bus.report_lag().await;
+        }
+        let metrics = crate::metrics::global();
+        metrics.refresh_host_levels();
+        let mut response = Response::new(Full::new(Bytes::from(metrics.encode())));
+        response.headers_mut().insert(
+            http::header::CONTENT_TYPE,
+            http::HeaderValue::from_static("application/openmetrics-text; version=1.0.0; charset=utf-8"),
+        );
+        response
     }
 
     fn authorised<B>(&self, req: &Request<B>) -> bool {

@@ -249,6 +249,29 @@ impl EmbeddedBus {
         PartitionFeed { topic: topic.name.clone(), partition, messages, commit: Arc::new(commit) }
     }
 
+    /// Sets each group's lag on each partition: messages published and not committed.
+    pub async fn report_lag(&self) {
+        let lags: Vec<(String, String, u32, i64)> = match sqlx::query_as(
+            "SELECT o.consumer_group, p.topic, p.partition, p.next_offset - o.next_offset
+             FROM bus_partitions p JOIN bus_offsets o ON o.topic = p.topic AND o.partition = p.partition",
+        )
+        .fetch_all(&self.readers)
+        .await
+        {
+            Ok(lags) => lags,
+            Err(e) => return tracing::debug!("embedded bus {}: no lag for the metrics: {e}", self.path.display()),
+        };
+        let metrics = crate::metrics::global();
+        for (group, topic, partition, lag) in lags {
+            metrics.consumer_lag.get_or_create(&crate::metrics::PartitionLabels { group, topic, partition }).set(lag);
+        }
+    }
+
+    /// Reads the file once through the readers' pool.
+    pub async fn check(&self) -> Result<(), BusError> {
+        sqlx::query("SELECT 1").execute(&self.readers).await.map(drop).map_err(|e| storage_error(&self.path, e))
+    }
+
     fn lock_topics(&self) -> std::sync::MutexGuard<'_, HashMap<String, Arc<Topic>>> {
         self.topics.lock().unwrap_or_else(PoisonError::into_inner)
     }

@@ -24,7 +24,7 @@ use rdkafka::ClientConfig;
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::{Header, OwnedHeaders};
-use rdkafka::producer::{FutureProducer, FutureRecord};
+use rdkafka::producer::{FutureProducer, FutureRecord, Producer};
 
 use super::{BusError, Outgoing, Position, Subscription};
 use logging::ClientLog;
@@ -147,6 +147,18 @@ impl KafkaBus {
 
     pub fn describe(&self) -> String {
         format!("Apache Kafka at {}", self.config.brokers)
+    }
+
+    /// Asks the cluster for its metadata (a blocking librdkafka call, so off the
+    /// runtime's workers).
+    pub async fn check(&self, timeout: Duration) -> Result<(), BusError> {
+        let producer = self.producer.clone();
+        let answered = tokio::task::spawn_blocking(move || producer.client().fetch_metadata(None, timeout).map(drop)).await;
+        match answered {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(_)) => Err(BusError::Unavailable(self.no_answer("did not answer a metadata request", timeout))),
+            Err(e) => Err(BusError::Other(format!("the metadata request ended abnormally: {e}"))),
+        }
     }
 
     /// Why the cluster did not answer in time, with librdkafka's last complaint.

@@ -158,6 +158,23 @@ impl Bus {
         }
     }
 
+    /// Whether the bus answers within `timeout`: the broker's metadata for Kafka, a
+    /// read of the file for the embedded bus. Part of the host's readiness.
+    pub async fn check(&self, timeout: Duration) -> Result<(), BusError> {
+        match self {
+            Bus::Embedded(bus) => bus.check().await,
+            Bus::Kafka(bus) => bus.check(timeout).await,
+        }
+    }
+
+    /// Brings the consumer-lag metric up to date where it is read on demand (the
+    /// embedded bus); Kafka's consumers report theirs in their statistics.
+    pub async fn report_lag(&self) {
+        if let Bus::Embedded(bus) = self {
+            bus.report_lag().await;
+        }
+    }
+
     /// One line for the start-up banner and logs.
     pub fn describe(&self) -> String {
         match self {

@@ -139,8 +139,16 @@ impl IsTerminal for ComponentLog {
 }
 
 impl StdoutStream for ComponentLog {
+    /// Asked for while the instance works for a request or message, so the span of
+    /// that work is current: the writer keeps it, because wasmtime drives the stream
+    /// from a task of its own, where no span is.
     fn async_stream(&self) -> Box<dyn AsyncWrite + Send + Sync> {
-        Box::new(LineWriter { component: self.component.clone(), stream: self.stream, pending: Vec::new() })
+        Box::new(LineWriter {
+            component: self.component.clone(),
+            stream: self.stream,
+            pending: Vec::new(),
+            span: tracing::Span::current(),
+        })
     }
 }
 
@@ -148,16 +156,18 @@ struct LineWriter {
     component: Arc<str>,
     stream: LogStream,
     pending: Vec<u8>,
+    /// The request's or message's span, which each line belongs to.
+    span: tracing::Span,
 }
 
 impl LineWriter {
     fn emit(&self, line: &[u8]) {
         let line = String::from_utf8_lossy(line);
         let line = line.trim_end_matches('\r');
-        match self.stream {
+        self.span.in_scope(|| match self.stream {
             LogStream::Stdout => tracing::info!(component = %self.component, stream = "stdout", "{line}"),
             LogStream::Stderr => tracing::warn!(component = %self.component, stream = "stderr", "{line}"),
-        }
+        });
     }
 
     fn emit_complete_lines(&mut self) {

@@ -25,6 +25,7 @@ use std::time::Duration;
 
 use tokio::sync::{Mutex, Semaphore, watch};
 use tokio::task::JoinSet;
+use tracing::Instrument;
 
 use crate::bindings::message_trigger::{self, Message};
 use crate::bindings::message_types::Header;
@@ -180,7 +181,17 @@ impl MessageDispatcher {
                 break;
             }
             let next = message.offset + 1;
-            if self.deliver(&component, &group, message).await == Delivered::Abandoned {
+            let trace = TraceContext::continue_from(message.header(trace::TRACEPARENT), message.header(trace::CORRELATION_ID));
+            // Every log line of this message's handling carries where it came from.
+            let span = tracing::info_span!(
+                "message",
+                component = %component.context.id,
+                trace_id = %trace.trace_id(),
+                topic = %message.topic,
+                partition = message.partition,
+                offset = message.offset,
+            );
+            if self.deliver(&component, &group, message, trace).instrument(span).await == Delivered::Abandoned {
                 break;
             }
             if let Err(e) = feed.commit.commit(next).await {
@@ -197,7 +208,7 @@ impl MessageDispatcher {
     }
 
     /// Runs the handler until it succeeds, or dead-letters the message.
-    async fn deliver(&self, component: &LoadedComponent, group: &Arc<str>, message: Delivery) -> Delivered {
+    async fn deliver(&self, component: &LoadedComponent, group: &Arc<str>, message: Delivery, trace: TraceContext) -> Delivered {
         let id = &component.context.id;
         let message_id = message_id(&message);
         let max_attempts = self.policy.max_attempts;
@@ -215,8 +226,14 @@ impl MessageDispatcher {
                 let _permit = self.handlers.acquire().await;
                 // The version serving now: a deploy takes effect at the next attempt.
                 let serving = self.registry.get(id);
-                self.attempt(serving.as_deref().unwrap_or(component), group, &message, &message_id, attempt).await
+                self.attempt(serving.as_deref().unwrap_or(component), group, &message, &message_id, attempt, trace.clone()).await
             };
+            let metrics = crate::metrics::global();
+            match &outcome {
+                Outcome::Handled => metrics.count_message(id, &message.topic, "handled"),
+                Outcome::Retry(_) => metrics.count_message(id, &message.topic, "retried"),
+                Outcome::Reject(_) => {}
+            }
             match outcome {
                 Outcome::Handled => return Delivered::Done,
                 Outcome::Reject(reason) => {
@@ -253,11 +270,11 @@ impl MessageDispatcher {
         message: &Delivery,
         message_id: &str,
         attempt: u32,
+        trace: TraceContext,
     ) -> Outcome {
         let Some(pre) = &component.messages else {
             return Outcome::Reject(format!("component `{}` has no message handler", component.context.id));
         };
-        let trace = TraceContext::continue_from(message.header(trace::TRACEPARENT), message.header(trace::CORRELATION_ID));
         let engine = self.registry.engine();
         let mut store = match HostState::new_store(engine, &component.context, self.http.clone(), trace) {
             Ok(store) => store,
@@ -273,7 +290,10 @@ impl MessageDispatcher {
         };
         let result = match tokio::time::timeout(timeout, call).await {
             Ok(result) => result,
-            Err(_) => return Outcome::Retry(format!("did not finish within {} ms", timeout.as_millis())),
+            Err(_) => {
+                crate::metrics::global().count_failure(&component.context.id, "timeout");
+                return Outcome::Retry(format!("did not finish within {} ms", timeout.as_millis()));
+            }
         };
         match result {
             Ok(Ok(())) => {
@@ -300,11 +320,17 @@ impl MessageDispatcher {
                     message_trigger::Error::Reject(reason) => Outcome::Reject(reason),
                 }
             }
-            Err(error) => Outcome::Retry(match Stopped::of(error, &store) {
-                Stopped::Timeout => format!("did not finish within {} ms", timeout.as_millis()),
-                Stopped::MemoryExceeded { max_bytes } => format!("exceeded its memory limit of {} MiB", max_bytes >> 20),
-                Stopped::Trap(error) => format!("failed: {}", root_cause(&error)),
-            }),
+            Err(error) => {
+                let (kind, reason) = match Stopped::of(error, &store) {
+                    Stopped::Timeout => ("timeout", format!("did not finish within {} ms", timeout.as_millis())),
+                    Stopped::MemoryExceeded { max_bytes } => {
+                        ("memory", format!("exceeded its memory limit of {} MiB", max_bytes >> 20))
+                    }
+                    Stopped::Trap(error) => ("trap", format!("failed: {}", root_cause(&error))),
+                };
+                crate::metrics::global().count_failure(&component.context.id, kind);
+                Outcome::Retry(reason)
+            }
         }
     }
 
@@ -329,6 +355,7 @@ impl MessageDispatcher {
         loop {
             match self.bus.publish(letter.clone(), self.policy.publish_timeout).await {
                 Ok(_) => {
+                    crate::metrics::global().count_message(id, &message.topic, "dead_lettered");
                     tracing::error!(component = %id, "{} dead-lettered to {}: {reason}", describe(message), letter.topic);
                     return Delivered::Done;
                 }

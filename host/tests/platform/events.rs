@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::{Value as Json, json};
 
-use crate::harness::{App, Host, workspace};
+use crate::harness::{App, Host, admin_get, metric, workspace};
 use crate::kafka::Kafka;
 
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -343,6 +343,70 @@ async fn messages_carry_the_trace_of_what_published_them(bus: Bus) {
     let parent_span = |row: &Json| field(row, "traceparent").split('-').nth(2).map(str::to_owned);
     assert_ne!(parent_span(&handled[0]).as_deref(), Some("00f067aa0ba902b7"), "the host's own span");
     assert_ne!(parent_span(&handled[0]), parent_span(&handled[1]), "each hop its own parent span");
+}
+
+/// With `--log-format json` every log line is a JSON object, and each line of a
+/// message's handling (the component's own output included) names its component,
+/// trace, topic, partition and offset.
+#[tokio::test(flavor = "multi_thread")]
+async fn json_log_lines_say_which_message_they_are_about() {
+    let app = EventApp::new(Bus::Embedded);
+    let mut up = app.command();
+    up.args(["--log-format", "json"]);
+    let host = Host::start(up);
+    let trace_id = "4bf92f3577b34da6a3ce929d0e0e4736";
+    let traceparent = format!("00-{trace_id}-00f067aa0ba902b7-01");
+    let body = json!({"topic": app.topic, "key": "k", "payloads": [command(1, "ok")]});
+    let (status, answer) = publish_as(&host, body, &[("traceparent", &traceparent)]).await;
+    assert_eq!(status, 200, "{answer}");
+    host.wait_for_log(&["handling 1"]);
+    let lines: Vec<Json> = host
+        .log()
+        .lines()
+        .map(|line| serde_json::from_str(line).unwrap_or_else(|e| panic!("a log line that is not JSON ({e}): {line}")))
+        .collect();
+    let handling = lines
+        .iter()
+        .find(|line| line["message"].as_str().is_some_and(|m| m.contains("handling 1")))
+        .expect("the handler's own line");
+    let span = &handling["span"];
+    assert_eq!(span["component"], "events", "{handling}");
+    assert_eq!(span["trace_id"], trace_id, "{handling}");
+    assert_eq!(span["topic"].as_str(), Some(app.topic.as_str()), "{handling}");
+    assert!(span["partition"].is_u64() && span["offset"] == 0, "{handling}");
+}
+
+/// The metrics count what the trigger did: three messages handled, five failed
+/// attempts retried (two of `fail:2`, three of `always-fail`), one dead letter; and
+/// once the partition is through, no lag and no outbox backlog.
+#[tokio::test(flavor = "multi_thread")]
+async fn metrics_count_what_the_trigger_did() {
+    let app = EventApp::new(Bus::Embedded);
+    let host = app.start();
+    let commands = [command(1, "ok"), command(2, "fail:2"), command(3, "always-fail"), command(4, "ok")];
+    publish(&host, &app, Some("k"), &commands, "direct").await;
+    wait_for(&host, "dead", "the dead letter", |rows| !rows.is_empty()).await;
+    wait_for(&host, "handled", "three handled", |rows| rows.len() >= 3).await;
+
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    let metrics = loop {
+        let (status, metrics) = admin_get(&app.app, "/metrics").await;
+        assert_eq!(status, 200, "{metrics}");
+        let lag = metric(&metrics, "estore_consumer_lag", &[("topic", &app.topic)]);
+        if lag == Some(0.0) || std::time::Instant::now() > deadline {
+            break metrics;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    };
+    let messages = |outcome| metric(&metrics, "estore_messages_total", &[("component", "events"), ("topic", &app.topic), ("outcome", outcome)]);
+    assert_eq!(messages("handled"), Some(3.0), "{metrics}");
+    assert_eq!(messages("retried"), Some(5.0), "{metrics}");
+    assert_eq!(messages("dead_lettered"), Some(1.0), "{metrics}");
+    assert_eq!(metric(&metrics, "estore_consumer_lag", &[("topic", &app.topic)]), Some(0.0), "{metrics}");
+    assert_eq!(metric(&metrics, "estore_outbox_backlog", &[("component", "events")]), Some(0.0), "{metrics}");
+    let published = metric(&metrics, "estore_http_requests_total", &[("component", "events"), ("status", "200")]);
+    assert!(published >= Some(1.0), "the publish request: {metrics}");
+    assert!(metric(&metrics, "estore_resident_memory_bytes", &[]) > Some(1e6), "{metrics}");
 }
 
 macro_rules! on_every_bus {

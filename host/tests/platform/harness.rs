@@ -203,6 +203,25 @@ impl Drop for Host {
     }
 }
 
+/// `GET` on the admin listener of `app`'s running host, without a token (health and
+/// metrics need none): status and body text.
+pub async fn admin_get(app: &App, path: &str) -> (u16, String) {
+    let address = std::fs::read_to_string(app.state_dir().join("admin/address")).expect("the admin address");
+    let url = format!("http://{}{path}", address.trim());
+    let response = reqwest::get(&url).await.unwrap_or_else(|e| panic!("GET {url}: {e}"));
+    (response.status().as_u16(), response.text().await.unwrap_or_default())
+}
+
+/// The value of metric `name` with (at least) `labels` in Prometheus text `metrics`.
+pub fn metric(metrics: &str, name: &str, labels: &[(&str, &str)]) -> Option<f64> {
+    metrics
+        .lines()
+        .filter(|line| line.starts_with(&format!("{name}{{")) || line.starts_with(&format!("{name} ")))
+        .find(|line| labels.iter().all(|(key, value)| line.contains(&format!("{key}=\"{value}\""))))
+        .and_then(|line| line.rsplit(' ').next())
+        .and_then(|value| value.parse().ok())
+}
+
 pub async fn get(url: &str) -> (u16, serde_json::Value) {
     let response = reqwest::get(url).await.unwrap_or_else(|e| panic!("GET {url}: {e}"));
     let status = response.status().as_u16();

@@ -15,6 +15,7 @@ mod kafka_bus;
 mod limits;
 mod loadgen;
 mod manifest_errors;
+mod observability;
 mod outbound;
 mod postgres;
 mod routing;

@@ -46,6 +46,8 @@ use tokio::task::AbortHandle;
 use super::logging::ClientLog;
 use super::{KafkaConfig, bus_error, client_config};
 use crate::bus::{BusError, Commit, Delivery, FEED_BUFFER, PartitionFeed, Subscription};
+use crate::metrics::PartitionLabels;
+use rdkafka::statistics::Statistics;
 
 type GroupConsumer = BaseConsumer<GroupMember>;
 
@@ -66,6 +68,7 @@ pub fn subscribe(config: &KafkaConfig, group: &str, topics: &[String]) -> Result
     let runtime = Handle::try_current().map_err(|_| BusError::Other("subscribing needs a Tokio runtime".into()))?;
     let (new_feeds, feeds) = mpsc::channel(NEW_FEEDS_BUFFER);
     let member = GroupMember {
+        group: group.to_owned(),
         log: ClientLog::new(format!("consumer group {group}")),
         runtime,
         new_feeds,
@@ -86,6 +89,8 @@ pub fn subscribe(config: &KafkaConfig, group: &str, topics: &[String]) -> Result
                 // librdkafka's 45 s; heartbeats go every 3 s.
                 ("session.timeout.ms", "10000"),
                 ("queued.min.messages", "1000"),
+                // The consumer lag the metrics report comes with these statistics.
+                ("statistics.interval.ms", "5000"),
                 ("queued.max.messages.kbytes", "8192"),
             ],
         )
@@ -161,6 +166,7 @@ fn close(mut consumer: Arc<GroupConsumer>) {
 /// The consumer's context: librdkafka's logs, and the rebalance callbacks that open
 /// and end partition feeds.
 struct GroupMember {
+    group: String,
     log: ClientLog,
     runtime: Handle,
     new_feeds: mpsc::Sender<PartitionFeed>,
@@ -211,6 +217,17 @@ impl ClientContext for GroupMember {
 
     fn error(&self, error: KafkaError, reason: &str) {
         self.log.error(error, reason);
+    }
+
+    fn stats(&self, statistics: Statistics) {
+        let metrics = crate::metrics::global();
+        for (topic, stats) in statistics.topics {
+            // Partition -1 is librdkafka's own bookkeeping, not a partition.
+            for (partition, stats) in stats.partitions.into_iter().filter_map(|(p, s)| Some((u32::try_from(p).ok()?, s))) {
+                let labels = PartitionLabels { group: self.group.clone(), topic: topic.clone(), partition };
+                metrics.record_kafka_lag(labels, stats.consumer_lag);
+            }
+        }
     }
 }
 

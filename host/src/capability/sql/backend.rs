@@ -107,6 +107,16 @@ async fn timed<T>(timeout: Duration, call: impl Future<Output = Result<T, Error>
 }
 
 impl Backend {
+    /// Open connections of the pool: (in use, idle).
+    pub fn pool_use(&self) -> (u32, u32) {
+        let (size, idle) = match self {
+            Backend::Sqlite(pool) => (pool.size(), pool.num_idle()),
+            Backend::Postgres(pool) => (pool.size(), pool.num_idle()),
+        };
+        let idle = u32::try_from(idle).unwrap_or(u32::MAX);
+        (size.saturating_sub(idle), idle)
+    }
+
     pub async fn execute(&self, tx: Option<&mut Transaction>, sql: &str, params: Vec<Value>, limits: SqlLimits) -> Result<u64, Error> {
         timed(limits.statement_timeout, async {
             let done = match (self, tx) {

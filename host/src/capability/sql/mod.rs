@@ -187,6 +187,41 @@ impl SqlAccess {
         Ok(forgotten)
     }
 
+    /// Whether every database of the component is set up and answers a query: part of
+    /// the host's readiness. Says which database failed and why.
+    pub async fn check(&self) -> Result<(), String> {
+        for (label, database) in self.granted.iter() {
+            let answered = async {
+                database.ensure_ready().await?;
+                database.backend.query(None, "SELECT 1", Vec::new(), database.limits).await.map(drop)
+            };
+            answered.await.map_err(|e| format!("database `{label}`: {}", errors::describe(&e)))?;
+        }
+        Ok(())
+    }
+
+    /// Sets the component's database gauges: each pool's connections, and each
+    /// outbox's backlog (left out for a database that does not answer now).
+    pub async fn report_levels(&self, component: &str) {
+        let metrics = crate::metrics::global();
+        for (label, database) in self.granted.iter() {
+            let (in_use, idle) = database.backend.pool_use();
+            for (state, count) in [("in_use", in_use), ("idle", idle)] {
+                let labels = crate::metrics::PoolLabels { component: component.to_owned(), database: label.clone(), state };
+                metrics.pool_connections.get_or_create(&labels).set(i64::from(count));
+            }
+            let labels = crate::metrics::DatabaseLabels { component: component.to_owned(), database: label.clone() };
+            match outbox::backlog(&database.backend, database.limits).await {
+                Ok(backlog) => {
+                    metrics.outbox_backlog.get_or_create(&labels).set(backlog);
+                }
+                Err(_) => {
+                    metrics.outbox_backlog.remove(&labels);
+                }
+            }
+        }
+    }
+
     /// Whether the component was granted any database.
     pub fn is_granted(&self) -> bool {
         !self.granted.is_empty()

@@ -92,6 +92,15 @@ pub async fn forget_message(backend: &Backend, group: &str, message_id: &str, li
     backend.execute(None, &delete, params, limits).await
 }
 
+/// How many committed messages wait for the relay.
+pub async fn backlog(backend: &Backend, limits: SqlLimits) -> Result<i64, Error> {
+    let rows = backend.query(None, &format!("SELECT count(*) FROM {OUTBOX}"), Vec::new(), limits).await?.rows;
+    match rows.first().and_then(|row| row.first()) {
+        Some(Value::Int64(count)) => Ok(*count),
+        _ => Err(Error::Other(format!("no count from {OUTBOX}"))),
+    }
+}
+
 pub async fn was_handled(backend: &Backend, group: &str, message_id: &str, limits: SqlLimits) -> Result<bool, Error> {
     let select = format!("SELECT 1 FROM {HANDLED} WHERE consumer_group = ? AND message_id = ?");
     let params = vec![Value::Text(group.to_owned()), Value::Text(message_id.to_owned())];

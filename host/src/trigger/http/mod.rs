@@ -18,6 +18,7 @@ use http::{Request, Response, StatusCode};
 use http_body_util::{BodyExt, Full};
 use hyper::body::Body;
 use wasmtime_wasi_http::p2::bindings::http::types::Scheme;
+use tracing::Instrument;
 use wasmtime_wasi_http::{WasiBody, WasiHttpView};
 
 use crate::manifest::Manifest;
@@ -111,9 +112,17 @@ impl HttpDispatcher {
         let id = component.context.id.clone();
         let method = req.method().clone();
         let uri = req.uri().clone();
+        let trace = trace_of(req.headers());
+        // Every log line of this request, the component's own included, carries these.
+        let span = tracing::info_span!("request", component = %id, trace_id = %trace.trace_id());
         headers::apply(&mut req, route, client, host);
-        match self.run(component, req).await {
-            Ok(response) => response,
+        let started = std::time::Instant::now();
+        let metrics = crate::metrics::global();
+        match self.run(component, req, trace).instrument(span.clone()).await {
+            Ok(response) => {
+                metrics.count_request(&id, response.status().as_u16(), started.elapsed());
+                response
+            }
             Err(failure) => {
                 let (status, detail) = match &failure {
                     Failure::Timeout => (
@@ -135,7 +144,9 @@ impl HttpDispatcher {
                     Failure::Trap(e) | Failure::Instantiate(e) => format!(": {e:?}"),
                     _ => String::new(),
                 };
-                tracing::error!(component = %id, "{method} {uri}: {detail}{cause}");
+                metrics.count_failure(&id, failure.kind());
+                metrics.count_request(&id, status.as_u16(), started.elapsed());
+                span.in_scope(|| tracing::error!("{method} {uri}: {detail}{cause}"));
                 problem(status, &detail)
             }
         }
@@ -143,7 +154,12 @@ impl HttpDispatcher {
 
     /// Runs the component on a fresh instance. The guest runs in its own task because
     /// it may keep streaming the body after it has handed over the response head.
-    async fn run<B>(self: &Arc<Self>, component: &Arc<LoadedComponent>, req: Request<B>) -> Result<Response<WasiBody>, Failure>
+    async fn run<B>(
+        self: &Arc<Self>,
+        component: &Arc<LoadedComponent>,
+        req: Request<B>,
+        trace: TraceContext,
+    ) -> Result<Response<WasiBody>, Failure>
     where
         B: Body<Data = Bytes> + Send + 'static,
         B::Error: Into<wasmtime_wasi_http::Error>,
@@ -153,7 +169,6 @@ impl HttpDispatcher {
         };
         component.served.count_request();
         let engine = self.registry.engine();
-        let trace = trace_of(req.headers());
         let mut store =
             HostState::new_store(engine, &component.context, self.clone(), trace).map_err(Failure::Instantiate)?;
         let incoming =
@@ -176,7 +191,8 @@ impl HttpDispatcher {
                 Ok(result) => result,
                 Err(_) => Err(Failure::Timeout),
             }
-        });
+        }
+        .in_current_span());
         match receiver.await {
             Ok(Ok(response)) => Ok(response),
             Ok(Err(code)) => Err(Failure::Trap(anyhow::anyhow!("component answered with error {code:?}"))),
@@ -185,6 +201,18 @@ impl HttpDispatcher {
                 Ok(Err(failure)) => Err(failure),
                 Err(join) => Err(Failure::Trap(anyhow::anyhow!("request task ended abnormally: {join}"))),
             },
+        }
+    }
+}
+
+impl Failure {
+    /// The `kind` label of the failure metric.
+    fn kind(&self) -> &'static str {
+        match self {
+            Failure::Timeout => "timeout",
+            Failure::MemoryExceeded { .. } => "memory",
+            Failure::Trap(_) | Failure::NoResponse => "trap",
+            Failure::Instantiate(_) => "instantiate",
         }
     }
 }
