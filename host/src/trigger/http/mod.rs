@@ -17,8 +17,8 @@ use bytes::Bytes;
 use http::{Request, Response, StatusCode};
 use http_body_util::{BodyExt, Full};
 use hyper::body::Body;
-use wasmtime_wasi_http::p2::bindings::http::types::Scheme;
 use tracing::Instrument;
+use wasmtime_wasi_http::p2::bindings::http::types::Scheme;
 use wasmtime_wasi_http::{WasiBody, WasiHttpView};
 
 use crate::manifest::Manifest;
