@@ -62,6 +62,13 @@ fn confirmations(smtp: &SmtpServer) -> BTreeMap<String, usize> {
     count
 }
 
+/// `GET /metrics` from the admin listener of the host serving `store`.
+async fn metrics_of(store: &crate::support::Store) -> String {
+    let address = std::fs::read_to_string(store.state_dir().join("admin/address")).expect("the admin address");
+    let url = format!("http://{}/metrics", address.trim());
+    reqwest::get(&url).await.expect("GET /metrics").text().await.expect("the metrics")
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn two_hosts_share_the_orders_and_one_finishes_when_the_other_is_killed() {
     let smtp = SmtpServer::start();
@@ -100,6 +107,16 @@ async fn two_hosts_share_the_orders_and_one_finishes_when_the_other_is_killed() 
         let sent = placed_on_the_bus.iter().filter(|(key, _)| key == id).count();
         assert_eq!(sent, 1, "order.placed of {id} went out {sent} times");
     }
+    // The hosts' metrics, added up, say the same: each checkout answered once, each
+    // order.placed handled once by inventory, on whichever host.
+    let scraped = [metrics_of(&first).await, metrics_of(&second).await];
+    let total = |name: &str, labels: &[(&str, &str)]| -> f64 {
+        scraped.iter().filter_map(|metrics| crate::harness::metric(metrics, name, labels)).sum()
+    };
+    let expected = together.len() as f64;
+    assert_eq!(total("estore_http_requests_total", &[("component", "orders"), ("status", "202")]), expected);
+    let handled = [("component", "inventory"), ("topic", "order.placed"), ("outcome", "handled")];
+    assert_eq!(total("estore_messages_total", &handled), expected, "{scraped:#?}");
 
     // Across the kill: half the rounds, then the first host dies (SIGKILL) with work
     // in flight, and the second takes over its partitions and its outbox rows.
