@@ -390,7 +390,7 @@ async fn metrics_count_what_the_trigger_did() {
 
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
     let metrics = loop {
-        let (status, metrics) = admin_get(&app.app, "/metrics").await;
+        let (status, metrics) = admin_get(&app.app.state_dir(), "/metrics").await;
         assert_eq!(status, 200, "{metrics}");
         let lag = metric(&metrics, "estore_consumer_lag", &[("topic", &app.topic)]);
         if lag == Some(0.0) || std::time::Instant::now() > deadline {

@@ -203,10 +203,10 @@ impl Drop for Host {
     }
 }
 
-/// `GET` on the admin listener of `app`'s running host, without a token (health and
-/// metrics need none): status and body text.
-pub async fn admin_get(app: &App, path: &str) -> (u16, String) {
-    let address = std::fs::read_to_string(app.state_dir().join("admin/address")).expect("the admin address");
+/// `GET` on the admin listener of the host running on `state_dir`, without a token
+/// (health and metrics need none): status and body text.
+pub async fn admin_get(state_dir: &Path, path: &str) -> (u16, String) {
+    let address = std::fs::read_to_string(state_dir.join("admin/address")).expect("the admin address");
     let url = format!("http://{}{path}", address.trim());
     let response = reqwest::get(&url).await.unwrap_or_else(|e| panic!("GET {url}: {e}"));
     (response.status().as_u16(), response.text().await.unwrap_or_default())

@@ -8,7 +8,7 @@ use crate::harness::{App, Host, admin_get, get};
 
 /// `GET <admin>/health/<what>`, without any token.
 async fn health(app: &App, what: &str) -> (u16, Value) {
-    let (status, body) = admin_get(app, &format!("/health/{what}")).await;
+    let (status, body) = admin_get(&app.state_dir(), &format!("/health/{what}")).await;
     (status, serde_json::from_str(&body).unwrap_or_else(|e| panic!("not JSON ({e}): {body}")))
 }
 

@@ -64,9 +64,9 @@ fn confirmations(smtp: &SmtpServer) -> BTreeMap<String, usize> {
 
 /// `GET /metrics` from the admin listener of the host serving `store`.
 async fn metrics_of(store: &crate::support::Store) -> String {
-    let address = std::fs::read_to_string(store.state_dir().join("admin/address")).expect("the admin address");
-    let url = format!("http://{}/metrics", address.trim());
-    reqwest::get(&url).await.expect("GET /metrics").text().await.expect("the metrics")
+    let (status, metrics) = crate::harness::admin_get(&store.state_dir(), "/metrics").await;
+    assert_eq!(status, 200, "{metrics}");
+    metrics
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
