@@ -15,6 +15,7 @@ use tokio::net::TcpListener;
 
 use crate::admin::{self, Admin};
 use crate::bus::Bus;
+use crate::cluster::{self, Ledger};
 use crate::capability::email::Mailer;
 use crate::capability::key_value::KeyValueStores;
 use crate::capability::messaging::PublishGrant;
@@ -41,6 +42,9 @@ pub struct UpOptions {
     pub cache_dir: Option<PathBuf>,
     /// The admin API's address (deploy, rollback, components).
     pub admin_listen: SocketAddr,
+    /// This host's name among the hosts of one PostgreSQL database. Default: the
+    /// machine's name and the state dir.
+    pub host_id: Option<String>,
 }
 
 /// Where an application keeps its state when not told: `.estore` beside the manifest.
@@ -94,6 +98,17 @@ pub async fn up(options: UpOptions) -> Result<()> {
         create_publish_topics(&manifest, bus);
     }
     let deployments = Deployments::new(&state_dir);
+    let ledger = match crate::capability::sql::postgres_url(&runtime)? {
+        Some(url) => {
+            let host = options.host_id.clone().unwrap_or_else(|| cluster::default_host_id(&state_dir));
+            let ledger = Arc::new(Ledger::new(&url, host)?);
+            if let Err(e) = ledger.prepare_state_dir(&deployments).await {
+                tracing::warn!("cannot read the deploy ledger in PostgreSQL ({e:#}); starting on this host's own versions");
+            }
+            Some(ledger)
+        }
+        None => None,
+    };
     let mut started_with = std::collections::BTreeMap::new();
     let mut registry = Registry::new(engine, linker);
     for component in manifest.components.values() {
@@ -191,8 +206,15 @@ pub async fn up(options: UpOptions) -> Result<()> {
         .with_context(|| format!("cannot listen on {} for the admin API", options.admin_listen))?;
     let admin_address = admin_listener.local_addr()?;
     admin::publish_address(&state_dir, admin_address)?;
-    let admin =
-        Arc::new(Admin::new(registry.clone(), manifest.clone(), &state_dir, admin::token(&state_dir)?, started_with, bus.clone()));
+    let admin = Arc::new(Admin::new(
+        registry.clone(),
+        manifest.clone(),
+        &state_dir,
+        admin::token(&state_dir)?,
+        started_with,
+        bus.clone(),
+        ledger.clone(),
+    ));
     print_routes(&manifest, &registry, bus.as_ref(), address);
     let token_from = match std::env::var_os(admin::TOKEN_ENV) {
         Some(_) => admin::TOKEN_ENV.to_owned(),
@@ -225,8 +247,13 @@ pub async fn up(options: UpOptions) -> Result<()> {
         stop.send_replace(true);
         served
     };
-    let serve_admin = admin::serve(admin_listener, admin, stopped(stopping.clone()));
-    let (served, (), ()) = tokio::join!(serve, drain_messages, serve_admin);
+    let follow_deploys = async {
+        if let Some(ledger) = ledger {
+            cluster::follow(ledger, admin.clone(), stopped(stopping.clone())).await;
+        }
+    };
+    let serve_admin = admin::serve(admin_listener, admin.clone(), stopped(stopping.clone()));
+    let (served, (), (), ()) = tokio::join!(serve, drain_messages, serve_admin, follow_deploys);
     served?;
     tracing::info!("stopped");
     Ok(())

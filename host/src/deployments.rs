@@ -5,6 +5,9 @@
 //! SHA-256 (`<digest>.wasm`), and `history.json`, the deploys in order with the one
 //! serving now. Both are written through a temporary file and a rename, so a crash
 //! leaves the previous state, never half of one.
+//!
+//! Hosts sharing a PostgreSQL database keep the history there ([`crate::cluster`]);
+//! the state dir then mirrors it.
 
 use std::path::{Path, PathBuf};
 
@@ -43,6 +46,28 @@ impl History {
     /// The version before the current one: what a rollback returns to.
     pub fn previous(&self) -> Option<&Version> {
         self.current.checked_sub(1).and_then(|index| self.versions.get(index))
+    }
+
+    /// This history after deploying `version`: it serves next, after the one serving
+    /// now (`started_with` when the component was never deployed: the manifest's
+    /// version, so a rollback can return to it). A deploy after a rollback continues
+    /// from the version serving, forgetting the ones rolled back from; the oldest
+    /// beyond [`KEEP_VERSIONS`] are forgotten too.
+    pub fn deployed(&self, version: Version, started_with: Option<Version>) -> History {
+        let mut versions = self.versions.clone();
+        if versions.is_empty() {
+            versions.extend(started_with);
+        }
+        versions.truncate((self.current + 1).min(versions.len()));
+        versions.push(version);
+        let excess = versions.len().saturating_sub(KEEP_VERSIONS);
+        versions.drain(..excess);
+        History { current: versions.len() - 1, versions }
+    }
+
+    /// This history after a rollback: the version before the current one serves.
+    pub fn rolled_back(&self) -> Option<History> {
+        Some(History { current: self.current.checked_sub(1)?, versions: self.versions.clone() })
     }
 }
 
@@ -98,35 +123,15 @@ impl Deployments {
         Ok((version, file))
     }
 
-    /// Records `version` (stored with [`Deployments::store`]) as the one serving now,
-    /// after the one serving before (`started_with` when the component was never
-    /// deployed: the manifest's version, so a rollback can return to it). Forgets the
-    /// oldest beyond [`KEEP_VERSIONS`].
-    pub fn record_deploy(&self, id: &str, version: Version, started_with: Option<Version>) -> Result<History> {
-        let mut history = self.history(id)?;
-        if history.versions.is_empty() {
-            history.versions.extend(started_with);
-        }
-        // A deploy after a rollback continues from the version serving: the ones
-        // rolled back from are forgotten.
-        let mut forgotten: Vec<Version> = history.versions.split_off((history.current + 1).min(history.versions.len()));
-        history.versions.push(version);
-        let excess = history.versions.len().saturating_sub(KEEP_VERSIONS);
-        forgotten.extend(history.versions.drain(..excess));
-        history.current = history.versions.len() - 1;
-        self.save(id, &history)?;
-        for old in forgotten.iter().filter(|old| history.versions.iter().all(|kept| kept.digest != old.digest)) {
+    /// Makes `history` the component's, as a deploy, a rollback or the cluster's
+    /// ledger changed it, and deletes the wasm of the versions it no longer names.
+    pub fn record(&self, id: &str, history: &History) -> Result<()> {
+        let before = self.history(id)?;
+        self.save(id, history)?;
+        for old in before.versions.iter().filter(|old| history.versions.iter().all(|kept| kept.digest != old.digest)) {
             let _ = std::fs::remove_file(self.file(id, old));
         }
-        Ok(history)
-    }
-
-    /// Records that the version before the current one serves again.
-    pub fn record_rollback(&self, id: &str) -> Result<History> {
-        let mut history = self.history(id)?;
-        history.current = history.current.checked_sub(1).context("there is no earlier version to roll back to")?;
-        self.save(id, &history)?;
-        Ok(history)
+        Ok(())
     }
 
     fn save(&self, id: &str, history: &History) -> Result<()> {
@@ -154,7 +159,15 @@ mod tests {
     fn deploy(deployments: &Deployments, wasm: &[u8]) -> History {
         let (version, _) = deployments.store("cart", wasm, "cart.wasm").expect("store");
         let manifest = Version { digest: "m".into(), deployed_at: "start".into(), source: "spin.toml".into() };
-        deployments.record_deploy("cart", version, Some(manifest)).expect("record")
+        let history = deployments.history("cart").expect("read").deployed(version, Some(manifest));
+        deployments.record("cart", &history).expect("record");
+        history
+    }
+
+    fn roll_back(deployments: &Deployments) -> Option<History> {
+        let history = deployments.history("cart").expect("read").rolled_back()?;
+        deployments.record("cart", &history).expect("record");
+        Some(history)
     }
 
     #[test]
@@ -168,8 +181,8 @@ mod tests {
         let (serving, file) = deployments.serving("cart").expect("read").expect("deployed");
         assert_eq!(std::fs::read(file).expect("the wasm is kept"), b"v1");
         assert_eq!(serving.source, "cart.wasm");
-        assert_eq!(deployments.record_rollback("cart").expect("rollback").current().map(|v| v.digest.as_str()), Some("m"));
-        assert!(deployments.record_rollback("cart").is_err(), "nothing before the first");
+        assert_eq!(roll_back(&deployments).expect("rollback").current().map(|v| v.digest.as_str()), Some("m"));
+        assert!(roll_back(&deployments).is_none(), "nothing before the first");
     }
 
     #[test]
@@ -178,7 +191,7 @@ mod tests {
         let deployments = Deployments::new(state.path());
         deploy(&deployments, b"v1");
         deploy(&deployments, b"v2");
-        deployments.record_rollback("cart").expect("rollback");
+        roll_back(&deployments).expect("rollback");
         let history = deploy(&deployments, b"v3");
         assert_eq!(history.versions.len(), 3, "m, v1, v3: {history:?}");
         for n in 4..20 {

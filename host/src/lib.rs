@@ -7,7 +7,8 @@
 //! to run and with what; [`engine`] compiles and caches components; [`registry`] holds
 //! them linked and ready; [`trigger`] turns outside events into calls; [`capability`]
 //! is everything a component may reach, each granted by the manifest alone;
-//! [`admin`] and [`deployments`] replace one component's version while the host runs.
+//! [`admin`] and [`deployments`] replace one component's version while the host runs,
+//! and [`cluster`] carries a deploy to every host sharing the PostgreSQL database.
 //! [`state_dir`] keeps a second host off this one's embedded state.
 
 pub mod admin;
@@ -16,6 +17,7 @@ pub mod bindings;
 pub mod builder;
 pub mod bus;
 pub mod capability;
+pub mod cluster;
 pub mod deployments;
 pub mod engine;
 pub mod manifest;

@@ -103,6 +103,10 @@ struct UpArgs {
     /// or a private network: it replaces code.
     #[arg(long, default_value = "127.0.0.1:0", env = "ESTORE_ADMIN_LISTEN")]
     admin_listen: SocketAddr,
+    /// This host's name among the hosts sharing one PostgreSQL database, as
+    /// `estore components` shows it. Default: the machine's name and the state dir.
+    #[arg(long, env = "ESTORE_HOST_ID")]
+    host_id: Option<String>,
     /// Build the components before starting.
     #[arg(long)]
     build: bool,
@@ -145,6 +149,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                     state_dir: None,
                     cache_dir: None,
                     admin_listen: ([127, 0, 0, 1], 0).into(),
+                    host_id: None,
                 });
             }
             Ok(())
@@ -161,6 +166,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 state_dir: args.state_dir,
                 cache_dir: args.cache_dir,
                 admin_listen: args.admin_listen,
+                host_id: args.host_id,
             })
         }
         Command::Deploy(args) => {
@@ -237,6 +243,16 @@ fn print_components(components: &serde_json::Value) {
         );
         for trigger in component["triggers"].as_array().into_iter().flatten() {
             let _ = writeln!(out, "{:72}{}", "", trigger.as_str().unwrap_or_default());
+        }
+        // With hosts sharing PostgreSQL: the version each runs, so a rollout is seen
+        // converging.
+        for host in component["hosts"].as_array().into_iter().flatten() {
+            let version: String = host["version"].as_str().unwrap_or_default().chars().take(12).collect();
+            let this = if host["this_host"].as_bool() == Some(true) { " (this host)" } else { "" };
+            let seen = host["seen_ms_ago"].as_i64().unwrap_or(0);
+            let seen = if seen > 10_000 { format!(", not heard from for {} s", seen / 1000) } else { String::new() };
+            let problem = host["problem"].as_str().map(|p| format!(": cannot switch: {p}")).unwrap_or_default();
+            let _ = writeln!(out, "{:13}on {}{this}: {version}{seen}{problem}", "", host["host"].as_str().unwrap_or_default());
         }
         if written.is_err() {
             return;

@@ -14,6 +14,10 @@
 //!   component's pending migrations are applied, then it replaces the running version
 //!   atomically ([`crate::registry`]). Any failure leaves the old version serving.
 //! - `POST /v1/components/{id}/rollback`: back to the version before.
+//!
+//! With SQL on PostgreSQL, deploys and rollbacks are recorded in the database's deploy
+//! ledger before the switch, and every host sharing it follows ([`crate::cluster`]);
+//! the component list then shows what each host runs.
 //! - `GET /health/live` and `GET /health/ready`, without the token ([`health`]).
 //! - `GET /metrics`: Prometheus metrics ([`crate::metrics`]), without the token.
 
@@ -40,6 +44,7 @@ use serde_json::json;
 use tokio::net::TcpListener;
 
 use crate::bus::Bus;
+use crate::cluster::{Change, HostReport, Ledger};
 use crate::deployments::{Deployments, History, Version};
 use crate::manifest::{HttpRoute, Manifest};
 use crate::registry::{LoadedComponent, Registry};
@@ -104,6 +109,10 @@ pub struct Admin {
     changing: tokio::sync::Mutex<()>,
     /// For readiness: whether the bus answers.
     bus: Option<Bus>,
+    /// The deploy ledger shared with the other hosts of the PostgreSQL database, if
+    /// SQL runs there ([`crate::cluster`]): deploys and rollbacks are recorded there
+    /// first, and every host follows them.
+    ledger: Option<Arc<Ledger>>,
 }
 
 /// Why a deploy or rollback did not happen; the old version keeps serving.
@@ -137,9 +146,11 @@ impl Admin {
         token: String,
         started_with: BTreeMap<String, Version>,
         bus: Option<Bus>,
+        ledger: Option<Arc<Ledger>>,
     ) -> Admin {
         Admin {
             bus,
+            ledger,
             started_with,
             registry,
             manifest,
@@ -155,6 +166,7 @@ impl Admin {
         let started = Instant::now();
         let _changing = self.changing.lock().await;
         let current = self.registry.get(id).ok_or_else(|| Refused::UnknownComponent(id.to_owned()))?;
+        let (change, history) = self.begin_change(id).await?;
         let (version, file) = self.deployments.store(id, wasm, source).map_err(Refused::Internal)?;
         let next = self.check(id, &file)?;
         let declared = self.manifest.components.get(id);
@@ -164,8 +176,8 @@ impl Admin {
                 Refused::Invalid(format!("a migration of `{id}` failed, the running version stays: {e}"))
             })?;
         }
-        let started_with = self.started_with(id).map_err(Refused::Internal)?;
-        self.deployments.record_deploy(id, version.clone(), started_with).map_err(Refused::Internal)?;
+        let started_with = self.started_with(id, &history);
+        self.record(id, change, &history.deployed(version.clone(), started_with)).await?;
         Ok(self.switch(id, next, version, started))
     }
 
@@ -174,14 +186,70 @@ impl Admin {
         let started = Instant::now();
         let _changing = self.changing.lock().await;
         self.registry.get(id).ok_or_else(|| Refused::UnknownComponent(id.to_owned()))?;
-        let history = self.deployments.history(id).map_err(Refused::Internal)?;
-        let previous = history
-            .previous()
-            .cloned()
+        let (change, history) = self.begin_change(id).await?;
+        let rolled_back = history
+            .rolled_back()
             .ok_or_else(|| Refused::Conflict(format!("`{id}` has no earlier version to roll back to")))?;
-        let next = self.check(id, &self.deployments.file(id, &previous))?;
-        self.deployments.record_rollback(id).map_err(Refused::Internal)?;
+        let previous = rolled_back.current().cloned().ok_or_else(|| Refused::Internal(anyhow::anyhow!("empty history")))?;
+        let file = match &self.ledger {
+            Some(ledger) => ledger.fetch_into(&self.deployments, id, &previous).await.map_err(Refused::Internal)?,
+            None => self.deployments.file(id, &previous),
+        };
+        let next = self.check(id, &file)?;
+        self.record(id, change, &rolled_back).await?;
         Ok(self.switch(id, next, previous, started))
+    }
+
+    /// Switches `id` to the version the ledger says serves, if it is not the one
+    /// serving here: a deploy or rollback made through another host.
+    pub async fn follow(&self, ledger: &Ledger, id: &str) -> Result<()> {
+        let started = Instant::now();
+        let _changing = self.changing.lock().await;
+        let (Some(history), Some(current)) = (ledger.history(id).await?, self.registry.get(id)) else {
+            return Ok(());
+        };
+        let Some(version) = history.current().cloned() else { return Ok(()) };
+        if version.digest != current.digest {
+            let file = ledger.fetch_into(&self.deployments, id, &version).await?;
+            let next = self.check(id, &file)?;
+            self.deployments.record(id, &history)?;
+            self.switch(id, next, version, started);
+        } else {
+            self.deployments.record(id, &history)?;
+        }
+        Ok(())
+    }
+
+    /// The component's history to change, locked in the ledger when the host has one.
+    async fn begin_change(&self, id: &str) -> Result<(Option<Change>, History), Refused> {
+        match &self.ledger {
+            Some(ledger) => {
+                let change = ledger.change(id).await.map_err(Refused::Internal)?;
+                let history = change.history.clone();
+                Ok((Some(change), history))
+            }
+            None => Ok((None, self.deployments.history(id).map_err(Refused::Internal)?)),
+        }
+    }
+
+    /// Makes `history` the component's: in the ledger first, for every host, then in
+    /// the state dir.
+    async fn record(&self, id: &str, change: Option<Change>, history: &History) -> Result<(), Refused> {
+        if let Some(change) = change {
+            change
+                .commit(history, &self.deployments)
+                .await
+                .map_err(|e| Refused::Internal(e.context("cannot record it in the deploy ledger; nothing changed")))?;
+        }
+        self.deployments.record(id, history).map_err(Refused::Internal)
+    }
+
+    /// The digest of every running component's serving version.
+    pub fn running_versions(&self) -> BTreeMap<String, String> {
+        self.registry
+            .running()
+            .filter_map(|id| Some((id.to_owned(), self.registry.get(id)?.digest.clone())))
+            .collect()
     }
 
     /// Compiles and links the version in `file`, refusing one that does not fit, with
@@ -214,15 +282,26 @@ impl Admin {
     }
 
     /// The version the host started `id` with, to record before its first deploy.
-    fn started_with(&self, id: &str) -> Result<Option<Version>> {
-        if !self.deployments.history(id)?.versions.is_empty() {
-            return Ok(None);
+    fn started_with(&self, id: &str, history: &History) -> Option<Version> {
+        if !history.versions.is_empty() {
+            return None;
         }
-        Ok(self.started_with.get(id).map(|version| Version { deployed_at: self.started_at.clone(), ..version.clone() }))
+        self.started_with.get(id).map(|version| Version { deployed_at: self.started_at.clone(), ..version.clone() })
     }
 
-    /// Every running component, as `estore components` shows it.
-    pub fn components(&self) -> Vec<serde_json::Value> {
+    /// Every running component, as `estore components` shows it; with a ledger, what
+    /// each host of the cluster runs of it.
+    pub async fn components(&self) -> Vec<serde_json::Value> {
+        let hosts = match &self.ledger {
+            Some(ledger) => match ledger.hosts().await {
+                Ok(hosts) => Some(hosts),
+                Err(e) => {
+                    tracing::warn!("cannot read the other hosts' versions from the deploy ledger: {e:#}");
+                    None
+                }
+            },
+            None => None,
+        };
         self.registry
             .running()
             .filter_map(|id| {
@@ -232,7 +311,7 @@ impl Admin {
                     Some(version) if version.digest == current.digest => (version.deployed_at.clone(), version.source.clone()),
                     _ => (self.started_at.clone(), current.file.display().to_string()),
                 };
-                Some(json!({
+                let mut view = json!({
                     "id": id,
                     "version": current.digest,
                     "deployed_at": deployed_at,
@@ -241,7 +320,11 @@ impl Admin {
                     "requests": current.served.requests.load(std::sync::atomic::Ordering::Relaxed),
                     "messages": current.served.messages.load(std::sync::atomic::Ordering::Relaxed),
                     "history": history_view(&history),
-                }))
+                });
+                if let (Some(hosts), Some(ledger)) = (&hosts, &self.ledger) {
+                    view["hosts"] = hosts_view(hosts, id, ledger.host());
+                }
+                Some(view)
             })
             .collect()
     }
@@ -268,6 +351,24 @@ fn history_view(history: &History) -> Vec<serde_json::Value> {
         .enumerate()
         .map(|(index, v)| {
             json!({"version": v.digest, "deployed_at": v.deployed_at, "source": v.source, "serving": index == history.current})
+        })
+        .collect()
+}
+
+/// What each host runs of component `id`, this host first.
+fn hosts_view(hosts: &[HostReport], id: &str, this_host: &str) -> serde_json::Value {
+    let mut hosts: Vec<&HostReport> = hosts.iter().filter(|h| h.running.contains_key(id)).collect();
+    hosts.sort_by_key(|h| h.host != this_host);
+    hosts
+        .iter()
+        .map(|h| {
+            json!({
+                "host": h.host,
+                "this_host": h.host == this_host,
+                "version": h.running[id],
+                "problem": h.problems.get(id),
+                "seen_ms_ago": h.seen_ms_ago,
+            })
         })
         .collect()
 }
@@ -324,7 +425,7 @@ impl Admin {
         let path = req.uri().path().to_owned();
         let segments: Vec<&str> = path.trim_matches('/').split('/').collect();
         match (req.method().clone(), segments.as_slice()) {
-            (Method::GET, ["v1", "components"]) => answer(StatusCode::OK, &self.components()),
+            (Method::GET, ["v1", "components"]) => answer(StatusCode::OK, &self.components().await),
             (Method::POST, ["v1", "components", id, "deploy"]) => {
                 let id = (*id).to_owned();
                 let source = req

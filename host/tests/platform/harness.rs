@@ -86,13 +86,18 @@ impl App {
     }
 
     pub fn command_with_cache(&self, cache: &Path) -> Command {
+        self.command_on(&self.state_dir(), cache)
+    }
+
+    /// `estore up` on a state dir of the caller's: another host of the application.
+    pub fn command_on(&self, state_dir: &Path, cache: &Path) -> Command {
         let mut command = Command::new(&*ESTORE);
         command
             .arg("up")
             .arg("-f")
             .arg(self.manifest())
             .args(["--listen", "127.0.0.1:0", "--state-dir"])
-            .arg(self.state_dir())
+            .arg(state_dir)
             .arg("--cache-dir")
             .arg(cache)
             .env("RUST_LOG", "info")

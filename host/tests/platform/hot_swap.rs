@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::{Value as Json, json};
 
-use crate::harness::{App, ESTORE, Host, wasm_dir, workspace};
+use crate::harness::{App, ESTORE, Host, compiled_cache, wasm_dir, workspace};
 
 /// The two versions of the fixture, answering "a" and "b".
 fn version_file(version: &str) -> PathBuf {
@@ -21,6 +21,9 @@ fn version_file(version: &str) -> PathBuf {
 enum Bus {
     Embedded,
     Kafka,
+    /// The embedded bus, with SQL on a PostgreSQL database of the test's own: what
+    /// makes hosts of the application share deploys.
+    EmbeddedWithPostgres,
 }
 
 /// An application with the fixture's version "a" serving `/swap/...` and handling
@@ -57,29 +60,44 @@ allowed_publish_topics = ["swap.events.{unique}"]
         std::fs::create_dir_all(&migrations).expect("migrations folder");
         let fixture = workspace().join("host/tests/fixtures/swapcheck/migrations/0001_handled.sql");
         std::fs::copy(fixture, migrations.join("0001_handled.sql")).expect("copy the migration");
-        let backend = match bus {
-            Bus::Embedded => "backend = \"embedded\"\n".to_owned(),
-            Bus::Kafka => format!("backend = \"kafka\"\nbrokers = \"{}\"\n", crate::kafka::shared().bootstrap()),
+        let (backend, sql) = match bus {
+            Bus::Embedded => ("backend = \"embedded\"\n".to_owned(), String::new()),
+            Bus::Kafka => (format!("backend = \"kafka\"\nbrokers = \"{}\"\n", crate::kafka::shared().bootstrap()), String::new()),
+            Bus::EmbeddedWithPostgres => {
+                let database = format!("swap_{}", unique.replace('-', "_"));
+                let url = crate::postgres::shared().create_database(&database);
+                ("backend = \"embedded\"\n".to_owned(), format!("[sql]\nbackend = \"postgres\"\nurl = \"{url}\"\n"))
+            }
         };
         let runtime_config = app.dir.path().join("runtime-config.toml");
-        std::fs::write(&runtime_config, format!("[messaging]\n{backend}partitions = 4\n")).expect("runtime config");
+        std::fs::write(&runtime_config, format!("{sql}[messaging]\n{backend}partitions = 4\n")).expect("runtime config");
         SwapApp { app, runtime_config, topic: format!("swap.events.{unique}") }
     }
 
     fn start(&self) -> Host {
-        let mut command = self.app.command();
+        self.start_on(&self.app.state_dir())
+    }
+
+    /// Another host of the application, on a state dir of its own.
+    fn start_on(&self, state_dir: &Path) -> Host {
+        let mut command = self.app.command_on(state_dir, &compiled_cache());
         command.arg("--runtime-config-file").arg(&self.runtime_config);
         Host::start(command)
     }
 
     /// Runs `estore <args> -f <manifest> --state-dir <state>`; its success and output.
     fn cli(&self, args: &[&str]) -> (bool, String) {
+        self.cli_on(&self.app.state_dir(), args)
+    }
+
+    /// [`SwapApp::cli`] for the host on `state_dir`.
+    fn cli_on(&self, state_dir: &Path, args: &[&str]) -> (bool, String) {
         let output = Command::new(&*ESTORE)
             .args(args)
             .arg("-f")
             .arg(self.app.manifest())
             .arg("--state-dir")
-            .arg(self.app.state_dir())
+            .arg(state_dir)
             .env_remove(estore::admin::TOKEN_ENV)
             .output()
             .expect("run the estore CLI");
@@ -146,13 +164,26 @@ async fn swaps_under_load(bus: Bus) {
     let host = app.start();
     let client = reqwest::Client::new();
     assert_eq!(version(&client, &host).await, "a");
+    // The swaps start once the trigger handles messages: on Kafka, joining the group
+    // takes a few seconds, which could otherwise outlast all twenty swaps.
+    let first = client.post(host.url("/swap/publish")).json(&json!({"topic": app.topic, "from": 0, "count": 1})).send().await;
+    assert_eq!(first.map(|a| a.status().as_u16()).ok(), Some(200), "publishing through the component");
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let handled: Json = client.get(host.url("/swap/handled")).send().await.expect("handled").json().await.expect("JSON");
+        if handled["rows"] == 1 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "the first message was not handled: {handled}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
 
     let running = Arc::new(AtomicBool::new(true));
     let workers: Vec<_> = (0..6).map(|_| tokio::spawn(load(host.url.clone(), running.clone()))).collect();
     let publisher = tokio::spawn({
         let (running, url, client, topic) = (running.clone(), host.url("/swap/publish"), client.clone(), app.topic.clone());
         async move {
-            let mut published = 0;
+            let mut published = 1;
             while running.load(Ordering::Relaxed) {
                 let answer = client.post(&url).json(&json!({"topic": topic, "from": published, "count": 10})).send().await;
                 assert_eq!(answer.map(|a| a.status().as_u16()).ok(), Some(200), "publishing through the component");
@@ -284,6 +315,87 @@ async fn rollback_and_restart_keep_track_of_the_deployed_version() {
     let address = std::fs::read_to_string(app.app.state_dir().join("admin/address")).expect("admin address");
     let refused = client.get(format!("http://{}/v1/components", address.trim())).send().await.expect("admin API");
     assert_eq!(refused.status(), 401);
+}
+
+/// Polls `host` until it answers `expected`; how long that took.
+async fn wait_for_version(client: &reqwest::Client, host: &Host, expected: &str, within: Duration) -> Duration {
+    let started = Instant::now();
+    while version(client, host).await != expected {
+        assert!(started.elapsed() < within, "{} did not switch to {expected} within {within:?}", host.url);
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    started.elapsed()
+}
+
+/// Hosts sharing a PostgreSQL database share deploys: one sent to either host reaches
+/// the other within seconds, with requests to both running throughout and none
+/// failing; `estore components` shows each host's version; a host started later
+/// starts on the deployed version.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_deploy_to_one_host_reaches_the_others() {
+    let app = SwapApp::new(Bus::EmbeddedWithPostgres);
+    let (state_a, state_b, state_c) = (app.app.state_dir(), app.app.dir.path().join("state-b"), app.app.dir.path().join("state-c"));
+    let host_a = app.start();
+    let host_b = app.start_on(&state_b);
+    let client = reqwest::Client::new();
+    assert_eq!(version(&client, &host_a).await, "a");
+    assert_eq!(version(&client, &host_b).await, "a");
+
+    let running = Arc::new(AtomicBool::new(true));
+    let workers: Vec<_> = [&host_a, &host_b]
+        .iter()
+        .flat_map(|host| (0..3).map(|_| tokio::spawn(load(host.url.clone(), running.clone()))))
+        .collect();
+
+    let deployed = tokio::task::block_in_place(|| app.deploy(&version_file("b")));
+    assert!(deployed.contains("deployed swap"), "{deployed}");
+    assert_eq!(version(&client, &host_a).await, "b", "the host deployed to serves it when the deploy returns");
+    let took = wait_for_version(&client, &host_b, "b", Duration::from_secs(10)).await;
+    println!("the deploy through host a reached host b {took:?} after it returned");
+
+    // Each host's report shows both on b's version.
+    let digest_b = hex_sha256(&std::fs::read(version_file("b")).expect("wasm"));
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let (ok, listing) = tokio::task::block_in_place(|| app.cli_on(&state_b, &["components"]));
+        assert!(ok, "{listing}");
+        let on_b: Vec<&str> = listing.lines().filter(|l| l.trim_start().starts_with("on ")).collect();
+        if on_b.len() == 2 && on_b.iter().all(|l| l.contains(&digest_b[..12])) {
+            assert!(on_b[0].contains("(this host)") && on_b[0].contains("state-b"), "this host first: {listing}");
+            break;
+        }
+        assert!(Instant::now() < deadline, "both hosts should report b's version {}:\n{listing}", &digest_b[..12]);
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+
+    // A rollback through the other host comes back to the first.
+    let (ok, text) = tokio::task::block_in_place(|| app.cli_on(&state_b, &["rollback", "swap"]));
+    assert!(ok, "{text}");
+    assert_eq!(version(&client, &host_b).await, "a");
+    wait_for_version(&client, &host_a, "a", Duration::from_secs(10)).await;
+
+    running.store(false, Ordering::Relaxed);
+    let mut served = Vec::new();
+    for worker in workers {
+        served.extend(worker.await.expect("load worker"));
+    }
+    let failed: Vec<_> = served.iter().filter_map(|s| s.version.as_ref().err()).collect();
+    assert!(failed.is_empty(), "{} of {} requests failed: {:?}", failed.len(), served.len(), &failed[..failed.len().min(5)]);
+    assert!(served.iter().any(|s| s.version.as_deref() == Ok("b")), "the load saw the deploy");
+
+    // A host started later starts on the version the others serve, fetched from the
+    // database: its own state dir has never seen it.
+    let (ok, text) = tokio::task::block_in_place(|| app.cli_on(&state_a, &["deploy", "swap", &version_file("b").display().to_string()]));
+    assert!(ok, "{text}");
+    let host_c = app.start_on(&state_c);
+    assert_eq!(version(&client, &host_c).await, "b");
+    assert!(host_c.log().contains("serving the version deployed at"), "{}", host_c.log());
+    wait_for_version(&client, &host_b, "b", Duration::from_secs(10)).await;
+}
+
+fn hex_sha256(bytes: &[u8]) -> String {
+    use sha2::Digest;
+    hex::encode(sha2::Sha256::digest(bytes))
 }
 
 /// `estore watch` rebuilds a component whose watched files change and deploys it into

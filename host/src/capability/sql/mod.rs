@@ -85,6 +85,16 @@ pub struct MessageInProgress {
     pub recorded: bool,
 }
 
+/// The PostgreSQL server's URL when the runtime config puts SQL there.
+pub fn postgres_url(runtime: &RuntimeConfig) -> Result<Option<String>> {
+    match runtime.sql.backend {
+        SqlBackend::Sqlite => Ok(None),
+        SqlBackend::Postgres => std::env::var(URL_ENV).ok().or_else(|| runtime.sql.url.clone()).map(Some).with_context(|| {
+            format!("[sql] backend = \"postgres\" needs `url` in the runtime config or {URL_ENV}")
+        }),
+    }
+}
+
 /// Opens (and sets up, migrating) every database the application's components use.
 /// A component whose database cannot be set up (a failing migration) gets the reason
 /// instead of its grant: it does not start, the others do.
@@ -100,15 +110,7 @@ pub async fn open_all(
         max_result_bytes: config.max_result_bytes.unwrap_or(DEFAULT_MAX_RESULT_BYTES),
     };
     let max_connections = config.max_connections.unwrap_or(DEFAULT_MAX_CONNECTIONS);
-    let server = match config.backend {
-        SqlBackend::Sqlite => None,
-        SqlBackend::Postgres => {
-            let url = std::env::var(URL_ENV).ok().or_else(|| config.url.clone()).with_context(|| {
-                format!("[sql] backend = \"postgres\" needs `url` in the runtime config or {URL_ENV}")
-            })?;
-            Some(postgres::Server::new(&url)?)
-        }
-    };
+    let server = postgres_url(runtime)?.map(|url| postgres::Server::new(&url)).transpose()?;
     let mut access = BTreeMap::new();
     for component in manifest.components.values() {
         let mut granted = BTreeMap::new();
