@@ -26,6 +26,7 @@ pub mod registry;
 pub mod runtime_config;
 pub mod state_dir;
 pub mod store;
+pub mod telemetry;
 pub mod trace;
 pub mod trigger;
 pub mod watch;

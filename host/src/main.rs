@@ -1,6 +1,5 @@
 //! `estore`: the command line. The host itself is the library (`src/lib.rs`).
 
-use std::io::IsTerminal;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -9,6 +8,7 @@ use clap::{Args, Parser, Subcommand};
 
 use estore::admin::client::AdminClient;
 use estore::manifest::Manifest;
+use estore::telemetry::{self, LogFormat};
 use estore::{app, builder, watch};
 
 #[derive(Parser)]
@@ -22,11 +22,6 @@ struct Cli {
     log_format: LogFormat,
 }
 
-#[derive(Clone, Copy, clap::ValueEnum)]
-enum LogFormat {
-    Human,
-    Json,
-}
 
 #[derive(Subcommand)]
 enum Command {
@@ -126,8 +121,18 @@ struct BuildArgs {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    init_logging(cli.log_format);
-    match run(cli) {
+    // Only a serving host has spans to export.
+    let serves = matches!(&cli.command, Command::Up(_) | Command::Build(BuildArgs { up: true, .. }));
+    let telemetry = match telemetry::init(cli.log_format, serves) {
+        Ok(telemetry) => telemetry,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let outcome = run(cli);
+    drop(telemetry);
+    match outcome {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("error: {e:#}");
@@ -267,18 +272,4 @@ fn serve(options: app::UpOptions) -> anyhow::Result<()> {
 /// `-f` takes a file or, as in Spin, a folder holding `spin.toml`.
 fn manifest_path(given: &Path) -> PathBuf {
     if given.is_dir() { given.join("spin.toml") } else { given.to_owned() }
-}
-
-/// Logs go to stderr, filtered by `RUST_LOG` (default `info`). Each line inside a
-/// request or message carries its span's fields: component, trace id and, for a
-/// message, topic, partition and offset.
-fn init_logging(format: LogFormat) {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let logs = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
-    match format {
-        LogFormat::Human => logs.with_ansi(std::io::stderr().is_terminal()).init(),
-        // The span's fields flattened into each line, so a collector can filter on them.
-        LogFormat::Json => logs.json().flatten_event(true).with_current_span(true).with_span_list(false).init(),
-    }
 }

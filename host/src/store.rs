@@ -80,7 +80,7 @@ impl HostState {
             wasi: context.wasi.build_ctx(&context.id)?,
             http: WasiHttpCtx::new(),
             table: ResourceTable::new(),
-            outbound: OutboundHttp::new(context.id.clone(), context.outbound.clone(), dispatcher),
+            outbound: OutboundHttp::new(context.id.clone(), context.outbound.clone(), dispatcher, trace.clone()),
             memory: MemoryCap::new(context.limits.max_memory_bytes),
             variables: context.variables.clone(),
             key_value: context.key_value.clone(),

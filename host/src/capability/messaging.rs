@@ -14,7 +14,9 @@ use crate::bindings::publisher::{Error, Header, Host};
 use crate::bus::{Bus, BusError, Outgoing, validate_topic};
 use crate::capability::sql;
 use crate::store::HostState;
-use crate::trace::{self, TraceContext};
+use tracing::Instrument;
+
+use crate::trace;
 
 /// What one component may publish, and where to.
 pub struct PublishGrant {
@@ -48,8 +50,25 @@ impl Host for HostState {
         if let Err(e) = validate_topic(&topic) {
             return Ok(Err(Error::Invalid(e.to_string())));
         }
+        let span = tracing::debug_span!(
+            "publish",
+            otel.name = format!("publish {topic}"),
+            otel.kind = "producer",
+            messaging.system = "kafka",
+            messaging.destination.name = %topic,
+        );
         let message_id = trace::new_message_id();
-        let message = Outgoing { topic, key, payload, headers: with_trace_headers(headers, &message_id, &self.trace) };
+        let traceparent = self.trace.traceparent_in(&span);
+        let headers = with_trace_headers(headers, &message_id, &self.trace.correlation_id(), &traceparent);
+        let message = Outgoing { topic, key, payload, headers };
+        self.publish_message(message, message_id).instrument(span).await
+    }
+}
+
+impl HostState {
+    /// Stages `message` in the open SQL transaction if there is one (the outbox sends
+    /// it after the commit), else hands it to the bus.
+    async fn publish_message(&mut self, message: Outgoing, message_id: String) -> wasmtime::Result<Result<String, Error>> {
         if let Some(staged) = self.stage_in_open_transaction(&message).await {
             return Ok(staged.map(|()| message_id).map_err(|e| Error::Other(sql::errors::describe(&e))));
         }
@@ -67,14 +86,14 @@ impl Host for HostState {
 
 /// The component's headers, less any it set for the host's own names, plus the
 /// message id and the trace context of the current work.
-fn with_trace_headers(headers: Vec<Header>, message_id: &str, context: &TraceContext) -> Vec<(String, Vec<u8>)> {
+fn with_trace_headers(headers: Vec<Header>, message_id: &str, correlation_id: &str, traceparent: &str) -> Vec<(String, Vec<u8>)> {
     let mut out: Vec<(String, Vec<u8>)> = headers
         .into_iter()
         .filter(|h| !HOST_HEADERS.iter().any(|own| h.name.eq_ignore_ascii_case(own)))
         .map(|h| (h.name, h.value))
         .collect();
     out.push((trace::MESSAGE_ID.into(), message_id.as_bytes().to_vec()));
-    out.push((trace::CORRELATION_ID.into(), context.correlation_id.as_bytes().to_vec()));
-    out.push((trace::TRACEPARENT.into(), context.traceparent().into_bytes()));
+    out.push((trace::CORRELATION_ID.into(), correlation_id.as_bytes().to_vec()));
+    out.push((trace::TRACEPARENT.into(), traceparent.as_bytes().to_vec()));
     out
 }

@@ -181,16 +181,22 @@ impl MessageDispatcher {
                 break;
             }
             let next = message.offset + 1;
-            let trace = TraceContext::continue_from(message.header(trace::TRACEPARENT), message.header(trace::CORRELATION_ID));
+            let mut trace =
+                TraceContext::continue_from(message.header(trace::TRACEPARENT), message.header(trace::CORRELATION_ID));
             // Every log line of this message's handling carries where it came from.
             let span = tracing::info_span!(
                 "message",
                 component = %component.context.id,
-                trace_id = %trace.trace_id(),
+                trace_id = tracing::field::Empty,
                 topic = %message.topic,
                 partition = message.partition,
                 offset = message.offset,
+                otel.name = format!("{} {}", component.context.id, message.topic),
+                otel.kind = "consumer",
+                messaging.system = "kafka",
+                messaging.consumer.group.name = %group,
             );
+            trace.attach(&span);
             if self.deliver(&component, &group, message, trace).instrument(span).await == Delivered::Abandoned {
                 break;
             }

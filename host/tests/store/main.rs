@@ -30,4 +30,5 @@ mod notifications;
 mod orders;
 mod payments;
 mod shipping;
+mod traces;
 mod users;

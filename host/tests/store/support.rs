@@ -46,7 +46,8 @@ pub fn build_store() {
 pub struct Store {
     dir: tempfile::TempDir,
     runtime_config: PathBuf,
-    variables: Vec<(String, String)>,
+    /// The host's environment beyond the test's own: manifest variables and others.
+    environment: Vec<(String, String)>,
     backends: Backends,
     /// The PostgreSQL database (on `KafkaPostgres`).
     database: Option<String>,
@@ -124,7 +125,7 @@ impl Store {
         };
         let runtime_config = dir.path().join("runtime-config.toml");
         std::fs::write(&runtime_config, config).expect("write runtime config");
-        Store { dir, runtime_config, variables: Vec::new(), backends, database, store_id }
+        Store { dir, runtime_config, environment: Vec::new(), backends, database, store_id }
     }
 
     /// A second host of this store: its own state dir, the same runtime config,
@@ -136,7 +137,7 @@ impl Store {
         Store {
             dir,
             runtime_config,
-            variables: self.variables.clone(),
+            environment: self.environment.clone(),
             backends: self.backends,
             database: self.database.clone(),
             store_id: self.store_id,
@@ -144,8 +145,13 @@ impl Store {
     }
 
     /// Sets a manifest variable for the next start (`SPIN_VARIABLE_<NAME>`).
-    pub fn variable(mut self, name: &str, value: &str) -> Store {
-        self.variables.push((format!("SPIN_VARIABLE_{}", name.to_uppercase()), value.to_owned()));
+    pub fn variable(self, name: &str, value: &str) -> Store {
+        self.env(&format!("SPIN_VARIABLE_{}", name.to_uppercase()), value)
+    }
+
+    /// Sets an environment variable of the host for the next start.
+    pub fn env(mut self, name: &str, value: &str) -> Store {
+        self.environment.push((name.to_owned(), value.to_owned()));
         self
     }
 
@@ -191,7 +197,7 @@ impl Store {
             .arg("--runtime-config-file")
             .arg(&self.runtime_config)
             .env("RUST_LOG", "info")
-            .envs(self.variables.iter().map(|(k, v)| (k, v)));
+            .envs(self.environment.iter().map(|(k, v)| (k, v)));
         Running { host: Host::start(command), _store: self, _kafka_turn: kafka_turn }
     }
 }

@@ -6,6 +6,10 @@
 //! `http://<component-id>.spin.internal/...` never touches a socket: it is handed to
 //! that component in process, as Spin does, so services can call each other at the
 //! cost of an instantiation rather than a TCP round trip.
+//!
+//! Each call runs in a client span and carries the `traceparent` of the work making
+//! it, so a chained component's request, or a traced service outside, continues the
+//! caller's trace ([`crate::trace`]).
 
 use std::sync::Arc;
 
@@ -13,6 +17,9 @@ use http::uri::Scheme;
 use http_body_util::BodyExt;
 use wasmtime_wasi_http::{Error, RequestOptions, WasiBody, WasiHttpHooks};
 
+use tracing::Instrument;
+
+use crate::trace::{self, TraceContext};
 use crate::trigger::http::HttpDispatcher;
 
 mod allowed_hosts;
@@ -68,11 +75,13 @@ pub struct OutboundHttp {
     component: Arc<str>,
     policy: Arc<OutboundPolicy>,
     dispatcher: Arc<HttpDispatcher>,
+    /// The work the calls are made for.
+    trace: TraceContext,
 }
 
 impl OutboundHttp {
-    pub fn new(component: Arc<str>, policy: Arc<OutboundPolicy>, dispatcher: Arc<HttpDispatcher>) -> OutboundHttp {
-        OutboundHttp { component, policy, dispatcher }
+    pub fn new(component: Arc<str>, policy: Arc<OutboundPolicy>, dispatcher: Arc<HttpDispatcher>, trace: TraceContext) -> OutboundHttp {
+        OutboundHttp { component, policy, dispatcher, trace }
     }
 
     fn deny(&self, uri: &http::Uri) -> Error {
@@ -92,28 +101,56 @@ impl WasiHttpHooks for OutboundHttp {
         *scheme == Scheme::HTTP || *scheme == Scheme::HTTPS
     }
 
-    fn send_request(&mut self, request: http::Request<WasiBody>, options: Option<RequestOptions>, _: IoFuture) -> SendFuture {
+    fn send_request(&mut self, mut request: http::Request<WasiBody>, options: Option<RequestOptions>, _: IoFuture) -> SendFuture {
         let uri = request.uri().clone();
+        // Called while the guest runs, inside the request's or message's span.
+        let span = tracing::debug_span!(
+            "outbound",
+            otel.name = format!("{} {}{}", request.method(), uri.host().unwrap_or_default(), uri.path()),
+            otel.kind = "client",
+            http.request.method = %request.method(),
+            url.full = %uri,
+            http.response.status_code = tracing::field::Empty,
+        );
+        if let Ok(traceparent) = http::HeaderValue::from_str(&self.trace.traceparent_in(&span)) {
+            request.headers_mut().insert(trace::TRACEPARENT, traceparent);
+        }
+        let recorded = span.clone();
+        let record_status = move |result: Result<(http::Response<WasiBody>, IoFuture), Error>| {
+            if let Ok((response, _)) = &result {
+                recorded.record("http.response.status_code", response.status().as_u16());
+            }
+            result
+        };
         let chained = uri.host().and_then(|h| h.strip_suffix(CHAINING_SUFFIX)).map(str::to_owned);
         if let Some(target) = chained {
             if !self.policy.allows_chaining_to(&target) {
                 let denied = self.deny(&uri);
                 return Box::new(async move { Err(denied) });
             }
+            if let Ok(correlation_id) = http::HeaderValue::from_str(&self.trace.correlation_id()) {
+                request.headers_mut().entry(trace::CORRELATION_REQUEST_HEADER).or_insert(correlation_id);
+            }
             let dispatcher = self.dispatcher.clone();
-            return Box::new(async move {
-                let response = dispatcher.handle_chained(&target, request).await?;
-                Ok((response, Box::new(async { Ok(()) }) as IoFuture))
-            });
+            return Box::new(
+                async move {
+                    let response = dispatcher.handle_chained(&target, request).await;
+                    record_status(response.map(|response| (response, Box::new(async { Ok(()) }) as IoFuture)))
+                }
+                .instrument(span),
+            );
         }
         if !self.policy.allows(&uri) {
             let denied = self.deny(&uri);
             return Box::new(async move { Err(denied) });
         }
-        Box::new(async move {
-            let (response, io) = wasmtime_wasi_http::default_send_request(request, options).await?;
-            Ok((response.map(BodyExt::boxed_unsync), Box::new(io) as IoFuture))
-        })
+        Box::new(
+            async move {
+                let sent = wasmtime_wasi_http::default_send_request(request, options).await;
+                record_status(sent.map(|(response, io)| (response.map(BodyExt::boxed_unsync), Box::new(io) as IoFuture)))
+            }
+            .instrument(span),
+        )
     }
 }
 

@@ -107,6 +107,14 @@ async fn timed<T>(timeout: Duration, call: impl Future<Output = Result<T, Error>
 }
 
 impl Backend {
+    /// The database system, as OpenTelemetry names it.
+    pub fn system(&self) -> &'static str {
+        match self {
+            Backend::Sqlite(_) => "sqlite",
+            Backend::Postgres(_) => "postgresql",
+        }
+    }
+
     /// Open connections of the pool: (in use, idle).
     pub fn pool_use(&self) -> (u32, u32) {
         let (size, idle) = match self {

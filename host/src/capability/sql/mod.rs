@@ -24,6 +24,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{Context, Result};
+use tracing::Instrument;
 use wasmtime::component::Resource;
 
 use crate::bindings::sql::{Error, Host, HostConnection, RowSet, Value};
@@ -38,6 +39,8 @@ const DEFAULT_MAX_RESULT_BYTES: u64 = 16 << 20;
 const DEFAULT_MAX_CONNECTIONS: u32 = 5;
 /// How long a call waits for a connection before reporting the database unreachable
 /// (or all its connections busy).
+/// How much of a statement a trace span shows.
+const MAX_TRACED_STATEMENT: usize = 500;
 const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(3);
 /// Environment variable overriding `[sql] url`.
 pub const URL_ENV: &str = "ESTORE_SQL_URL";
@@ -281,6 +284,23 @@ impl Database {
         self.setup.ensure(&self.backend, &self.component, self.limits).await
     }
 
+    /// The span of one SQL call; the statement without its parameters, shortened.
+    fn span(&self, operation: &str, statement: &str) -> tracing::Span {
+        let mut end = statement.len().min(MAX_TRACED_STATEMENT);
+        while !statement.is_char_boundary(end) {
+            end -= 1;
+        }
+        tracing::debug_span!(
+            "sql",
+            otel.name = format!("{operation} {}", self.label),
+            otel.kind = "client",
+            db.system.name = self.backend.system(),
+            db.namespace = %self.label,
+            db.query.text = &statement[..end],
+            error.type = tracing::field::Empty,
+        )
+    }
+
     fn log_failure(&self, what: &str, error: &Error) {
         if matches!(error, Error::Connection(_) | Error::Other(_)) {
             tracing::warn!(component = %self.component, database = %self.label, "{what}: {}", errors::describe(error));
@@ -289,13 +309,24 @@ impl Database {
 }
 
 impl Connection {
-    async fn run<T>(&mut self, what: &str, call: impl AsyncFnOnce(&Backend, Option<&mut Transaction>, SqlLimits) -> Result<T, Error>) -> Result<T, Error> {
+    /// Runs one call of the component's (`what`: execute, query, begin) in a span of
+    /// its own, naming the statement.
+    async fn run<T>(
+        &mut self,
+        what: &str,
+        statement: &str,
+        call: impl AsyncFnOnce(&Backend, Option<&mut Transaction>, SqlLimits) -> Result<T, Error>,
+    ) -> Result<T, Error> {
         let database = self.database.clone();
-        let result = match database.ensure_ready().await {
-            Ok(()) => call(&database.backend, self.transaction.as_mut(), database.limits).await,
-            Err(e) => Err(e),
-        };
+        let span = database.span(what, statement);
+        let result = async {
+            database.ensure_ready().await?;
+            call(&database.backend, self.transaction.as_mut(), database.limits).await
+        }
+        .instrument(span.clone())
+        .await;
         if let Err(e) = &result {
+            span.record("error.type", errors::describe(e));
             database.log_failure(what, e);
         }
         result
@@ -320,14 +351,14 @@ impl HostConnection for HostState {
     async fn execute(&mut self, connection: Resource<Connection>, statement: String, params: Vec<Value>) -> wasmtime::Result<Result<u64, Error>> {
         let connection = self.table.get_mut(&connection)?;
         Ok(connection
-            .run("execute", async |backend, tx, limits| backend.execute(tx, &statement, params, limits).await)
+            .run("execute", &statement, async |backend, tx, limits| backend.execute(tx, &statement, params, limits).await)
             .await)
     }
 
     async fn query(&mut self, connection: Resource<Connection>, statement: String, params: Vec<Value>) -> wasmtime::Result<Result<RowSet, Error>> {
         let connection = self.table.get_mut(&connection)?;
         Ok(connection
-            .run("query", async |backend, tx, limits| backend.query(tx, &statement, params, limits).await)
+            .run("query", &statement, async |backend, tx, limits| backend.query(tx, &statement, params, limits).await)
             .await)
     }
 
@@ -337,7 +368,7 @@ impl HostConnection for HostState {
         if connection.transaction.is_some() {
             return Ok(Err(Error::InvalidQuery("a transaction is already open on this connection".into())));
         }
-        let result = connection.run("begin", async |backend, _, limits| backend.begin(limits).await).await;
+        let result = connection.run("begin", "BEGIN", async |backend, _, limits| backend.begin(limits).await).await;
         Ok(result.map(|tx| {
             connection.transaction = Some(tx);
             connection.staged = false;
@@ -354,25 +385,30 @@ impl HostConnection for HostState {
             return Ok(Err(Error::InvalidQuery("commit without begin".into())));
         };
         let database = connection.database.clone();
-        if let Some(message) = self.message_in_progress.as_mut().filter(|m| !m.recorded) {
-            let recorded =
-                outbox::record_handled(&database.backend, Some(&mut tx), &message.group, &message.message_id, database.limits)
-                    .await;
-            if let Err(e) = recorded {
-                database.log_failure("recording the handled message", &e);
-                return Ok(Err(e));
+        let message = self.message_in_progress.as_mut();
+        let committed = async {
+            if let Some(message) = message.as_ref().filter(|m| !m.recorded) {
+                let recorded =
+                    outbox::record_handled(&database.backend, Some(&mut tx), &message.group, &message.message_id, database.limits)
+                        .await;
+                if let Err(e) = recorded {
+                    database.log_failure("recording the handled message", &e);
+                    return Err(e);
+                }
             }
+            tx.commit(database.limits).await
         }
-        let result = tx.commit(database.limits).await;
-        if result.is_ok() {
-            if let Some(message) = self.message_in_progress.as_mut() {
+        .instrument(database.span("commit", "COMMIT"))
+        .await;
+        if committed.is_ok() {
+            if let Some(message) = message {
                 message.recorded = true;
             }
             if std::mem::take(&mut connection.staged) {
                 database.relay_signal.notify_one();
             }
         }
-        Ok(result)
+        Ok(committed)
     }
 
     async fn rollback(&mut self, connection: Resource<Connection>) -> wasmtime::Result<Result<(), Error>> {

@@ -112,15 +112,26 @@ impl HttpDispatcher {
         let id = component.context.id.clone();
         let method = req.method().clone();
         let uri = req.uri().clone();
-        let trace = trace_of(req.headers());
+        let mut trace = trace_of(req.headers());
         // Every log line of this request, the component's own included, carries these.
-        let span = tracing::info_span!("request", component = %id, trace_id = %trace.trace_id());
+        let span = tracing::info_span!(
+            "request",
+            component = %id,
+            trace_id = tracing::field::Empty,
+            otel.name = format!("{id} {method} {}", uri.path()),
+            otel.kind = "server",
+            http.request.method = %method,
+            url.path = uri.path(),
+            http.response.status_code = tracing::field::Empty,
+        );
+        trace.attach(&span);
         headers::apply(&mut req, route, client, host);
         let started = std::time::Instant::now();
         let metrics = crate::metrics::global();
         match self.run(component, req, trace).instrument(span.clone()).await {
             Ok(response) => {
                 metrics.count_request(&id, response.status().as_u16(), started.elapsed());
+                span.record("http.response.status_code", response.status().as_u16());
                 response
             }
             Err(failure) => {
@@ -146,6 +157,7 @@ impl HttpDispatcher {
                 };
                 metrics.count_failure(&id, failure.kind());
                 metrics.count_request(&id, status.as_u16(), started.elapsed());
+                span.record("http.response.status_code", status.as_u16());
                 span.in_scope(|| tracing::error!("{method} {uri}: {detail}{cause}"));
                 problem(status, &detail)
             }
