@@ -19,6 +19,7 @@ use crate::cluster::{self, Ledger};
 use crate::capability::email::Mailer;
 use crate::capability::key_value::KeyValueStores;
 use crate::capability::messaging::PublishGrant;
+use crate::capability::operations::Operations;
 use crate::capability::outbound_http::OutboundPolicy;
 use crate::capability::variables::AppVariables;
 use crate::capability::wasi::WasiGrant;
@@ -97,6 +98,7 @@ pub async fn up(options: UpOptions) -> Result<()> {
     if let Some(bus) = &bus {
         create_publish_topics(&manifest, bus);
     }
+    let operations = Operations::new(bus.clone());
     let deployments = Deployments::new(&state_dir);
     let ledger = match crate::capability::sql::postgres_url(&runtime)? {
         Some(url) => {
@@ -147,6 +149,7 @@ pub async fn up(options: UpOptions) -> Result<()> {
                 timeout: delivery.publish_timeout,
             }),
             email: mailer.clone().filter(|_| component.allow_email),
+            operations: component.allow_operations.then(|| operations.clone()),
             outbound: Arc::new(outbound),
             limits: limits_of(&component.id),
         };
@@ -215,6 +218,7 @@ pub async fn up(options: UpOptions) -> Result<()> {
         bus.clone(),
         ledger.clone(),
     ));
+    operations.connect(admin.clone());
     print_routes(&manifest, &registry, bus.as_ref(), address);
     let token_from = match std::env::var_os(admin::TOKEN_ENV) {
         Some(_) => admin::TOKEN_ENV.to_owned(),

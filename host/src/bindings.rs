@@ -13,7 +13,7 @@ wasmtime::component::bindgen!({
     },
 });
 
-pub use self::estore::platform::{mailer, message_types, publisher, sql};
+pub use self::estore::platform::{mailer, message_types, operations, publisher, sql};
 pub use self::fermyon::spin::{key_value, variables};
 
 /// The export a `[[trigger.kafka]]` calls: `estore:platform/message-handler`.

@@ -129,6 +129,9 @@ pub struct ComponentDecl {
     pub allowed_publish_topics: Vec<String>,
     /// Whether the component may send e-mail (`allow_email = true`; false unless written).
     pub allow_email: bool,
+    /// Whether the component may run platform operations: list and roll back
+    /// components, read and replay dead letters (`allow_operations = true`).
+    pub allow_operations: bool,
     pub key_value_stores: Vec<String>,
     /// Database labels granted to the component (`sql_databases`).
     pub sql_databases: Vec<String>,
@@ -820,6 +823,7 @@ const COMPONENT_KEYS: &[&str] = &[
     "allowed_outbound_hosts",
     "allowed_publish_topics",
     "allow_email",
+    "allow_operations",
     "key_value_stores",
     "sql_databases",
     "sql_migrations",
@@ -1471,6 +1475,10 @@ impl Checker<'_> {
             Some(v) => self.boolean(v, &path.key("allow_email"))?,
             None => false,
         };
+        let allow_operations = match table.get("allow_operations") {
+            Some(v) => self.boolean(v, &path.key("allow_operations"))?,
+            None => false,
+        };
         let key_value_stores = self.labels(table, path, "key_value_stores")?;
         let sql_databases = self.labels(table, path, "sql_databases")?;
         let sql_migrations = match self.opt_string(table, path, "sql_migrations")? {
@@ -1511,6 +1519,7 @@ impl Checker<'_> {
             allowed_outbound_hosts,
             allowed_publish_topics,
             allow_email,
+            allow_operations,
             key_value_stores,
             sql_databases,
             sql_migrations,
@@ -2105,6 +2114,7 @@ source = "target/hello.wasm"
 allowed_outbound_hosts = ["https://{{ api_host }}", "http://backend.spin.internal", "https://*.example.com:8443", "*://localhost:*", "http://127.0.0.1:3000..3010"]
 allowed_publish_topics = ["orders", "audit_log"]
 allow_email = true
+allow_operations = true
 key_value_stores = ["default", "cart_items", "user-data"]
 variables = { message = "{{ greeting }}, {{target}}!", plain = "text" }
 environment = { RUST_LOG = "info" }
@@ -2215,6 +2225,8 @@ source = "unused.wasm"
         assert_eq!(hello.allowed_publish_topics, vec!["orders", "audit_log"]);
         assert!(hello.allow_email);
         assert!(!m.components["backend"].allow_email);
+        assert!(hello.allow_operations);
+        assert!(!m.components["backend"].allow_operations, "operations are granted, never implied");
         assert_eq!(
             hello.key_value_stores,
             vec!["default", "cart_items", "user-data"]
@@ -2288,7 +2300,7 @@ source = "unused.wasm"
         assert_eq!(e.line_col, Some((10, 1)));
         assert_eq!(
             e.to_string(),
-            "/srv/app/spin.toml:10:1: component.hello: unknown key `sourc` (expected one of: source, description, variables, environment, files, allowed_outbound_hosts, allowed_publish_topics, allow_email, key_value_stores, sql_databases, sql_migrations, build, limits, tool); did you mean `source`?"
+            "/srv/app/spin.toml:10:1: component.hello: unknown key `sourc` (expected one of: source, description, variables, environment, files, allowed_outbound_hosts, allowed_publish_topics, allow_email, allow_operations, key_value_stores, sql_databases, sql_migrations, build, limits, tool); did you mean `source`?"
         );
         let no_position = ManifestError {
             file: "spin.toml".into(),

@@ -15,6 +15,7 @@ use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpView};
 use crate::capability::email::Mailer;
 use crate::capability::key_value::KeyValueAccess;
 use crate::capability::messaging::PublishGrant;
+use crate::capability::operations::Operations;
 use crate::capability::outbound_http::OutboundHttp;
 use crate::capability::sql::{MessageInProgress, SqlAccess};
 use crate::capability::variables::Variables;
@@ -34,6 +35,8 @@ pub struct ComponentContext {
     /// The application's mailer, only for a component with `allow_email = true`.
     pub email: Option<Arc<Mailer>>,
     pub outbound: Arc<crate::capability::outbound_http::OutboundPolicy>,
+    /// The platform's controls, only for a component with `allow_operations = true`.
+    pub operations: Option<Arc<Operations>>,
     pub limits: RequestLimits,
 }
 
@@ -58,6 +61,8 @@ pub struct HostState {
     pub publish: Arc<PublishGrant>,
     /// `None`: the component may not send e-mail.
     pub email: Option<Arc<Mailer>>,
+    /// `None`: the component may not run platform operations.
+    pub operations: Option<Arc<Operations>>,
     /// The request or message this instance works for.
     pub trace: TraceContext,
     /// Set when the instance handles a message.
@@ -88,6 +93,7 @@ impl HostState {
             open_transactions: Vec::new(),
             publish: context.publish.clone(),
             email: context.email.clone(),
+            operations: context.operations.clone(),
             trace,
             message_in_progress: None,
             _live: crate::metrics::LiveInstance::new(&context.id),

@@ -45,7 +45,7 @@ pub mod bindings {
         additional_derives: [PartialEq],
     });
 
-    pub use estore::platform::{mailer, message_types, publisher, sql};
+    pub use estore::platform::{mailer, message_types, operations, publisher, sql};
 }
 
 pub mod api;

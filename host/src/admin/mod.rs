@@ -291,7 +291,7 @@ impl Admin {
 
     /// Every running component, as `estore components` shows it; with a ledger, what
     /// each host of the cluster runs of it.
-    pub async fn components(&self) -> Vec<serde_json::Value> {
+    pub async fn component_views(&self) -> Vec<ComponentView> {
         let hosts = match &self.ledger {
             Some(ledger) => match ledger.hosts().await {
                 Ok(hosts) => Some(hosts),
@@ -311,20 +311,17 @@ impl Admin {
                     Some(version) if version.digest == current.digest => (version.deployed_at.clone(), version.source.clone()),
                     _ => (self.started_at.clone(), current.file.display().to_string()),
                 };
-                let mut view = json!({
-                    "id": id,
-                    "version": current.digest,
-                    "deployed_at": deployed_at,
-                    "source": source,
-                    "triggers": self.triggers(id),
-                    "requests": current.served.requests.load(std::sync::atomic::Ordering::Relaxed),
-                    "messages": current.served.messages.load(std::sync::atomic::Ordering::Relaxed),
-                    "history": history_view(&history),
-                });
-                if let (Some(hosts), Some(ledger)) = (&hosts, &self.ledger) {
-                    view["hosts"] = hosts_view(hosts, id, ledger.host());
-                }
-                Some(view)
+                Some(ComponentView {
+                    id: id.to_owned(),
+                    version: current.digest.clone(),
+                    deployed_at,
+                    source,
+                    triggers: self.triggers(id),
+                    requests: current.served.requests.load(std::sync::atomic::Ordering::Relaxed),
+                    messages: current.served.messages.load(std::sync::atomic::Ordering::Relaxed),
+                    history: history_view(&history),
+                    hosts: hosts.as_ref().zip(self.ledger.as_ref()).map(|(hosts, ledger)| hosts_view(hosts, id, ledger.host())),
+                })
             })
             .collect()
     }
@@ -344,13 +341,43 @@ impl Admin {
     }
 }
 
-fn history_view(history: &History) -> Vec<serde_json::Value> {
+/// A running component, as the admin API lists it.
+#[derive(Debug, Serialize)]
+pub struct ComponentView {
+    pub id: String,
+    /// The digest of the version serving.
+    pub version: String,
+    pub deployed_at: String,
+    pub source: String,
+    pub triggers: Vec<String>,
+    pub requests: u64,
+    pub messages: u64,
+    pub history: Vec<HistoryEntry>,
+    /// With hosts sharing PostgreSQL: what each runs of the component.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub hosts: Option<serde_json::Value>,
+}
+
+/// One version in a [`ComponentView`]'s history.
+#[derive(Debug, Serialize)]
+pub struct HistoryEntry {
+    /// The version's digest.
+    pub version: String,
+    pub deployed_at: String,
+    pub source: String,
+    pub serving: bool,
+}
+
+fn history_view(history: &History) -> Vec<HistoryEntry> {
     history
         .versions
         .iter()
         .enumerate()
-        .map(|(index, v)| {
-            json!({"version": v.digest, "deployed_at": v.deployed_at, "source": v.source, "serving": index == history.current})
+        .map(|(index, v)| HistoryEntry {
+            version: v.digest.clone(),
+            deployed_at: v.deployed_at.clone(),
+            source: v.source.clone(),
+            serving: index == history.current,
         })
         .collect()
 }
@@ -425,7 +452,7 @@ impl Admin {
         let path = req.uri().path().to_owned();
         let segments: Vec<&str> = path.trim_matches('/').split('/').collect();
         match (req.method().clone(), segments.as_slice()) {
-            (Method::GET, ["v1", "components"]) => answer(StatusCode::OK, &self.components().await),
+            (Method::GET, ["v1", "components"]) => answer(StatusCode::OK, &self.component_views().await),
             (Method::POST, ["v1", "components", id, "deploy"]) => {
                 let id = (*id).to_owned();
                 let source = req

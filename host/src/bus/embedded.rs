@@ -36,7 +36,7 @@ use sqlx::sqlite::{SqliteConnectOptions, SqliteConnection, SqliteJournalMode, Sq
 use sqlx::Connection;
 use tokio::sync::{mpsc, oneshot, watch};
 
-use super::{BusError, Commit, Delivery, FEED_BUFFER, Outgoing, PartitionFeed, Position, Subscription, validate_topic};
+use super::{BusError, Commit, Delivery, FEED_BUFFER, Outgoing, PartitionFeed, Position, Read, Subscription, validate_topic};
 
 /// `[messaging]` settings of the embedded backend.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -265,6 +265,42 @@ impl EmbeddedBus {
         for (group, topic, partition, lag) in lags {
             metrics.consumer_lag.get_or_create(&crate::metrics::PartitionLabels { group, topic, partition }).set(lag);
         }
+    }
+
+    /// [`super::Bus::read`]: straight from the log.
+    pub async fn read(&self, topic: &str, which: Read) -> Result<Vec<Delivery>, BusError> {
+        let columns = "SELECT partition, offset, key, payload, headers, timestamp_ms FROM bus_messages WHERE topic = ?";
+        let rows: Vec<PlacedMessage> = match which {
+            Read::Newest(count) => {
+                // Rows are appended in publication order, so the rowid is that order
+                // across partitions (timestamps repeat within a millisecond).
+                sqlx::query_as(&format!("{columns} ORDER BY rowid DESC LIMIT ?"))
+                    .bind(topic)
+                    .bind(i64::from(count))
+                    .fetch_all(&self.readers)
+                    .await
+            }
+            Read::At(position) => {
+                let offset = offset_to_db(position.offset).map_err(|e| storage_error(&self.path, e))?;
+                sqlx::query_as(&format!("{columns} AND partition = ? AND offset = ?"))
+                    .bind(topic)
+                    .bind(position.partition)
+                    .bind(offset)
+                    .fetch_all(&self.readers)
+                    .await
+            }
+        }
+        .map_err(|e| storage_error(&self.path, e))?;
+        let mut messages = rows
+            .into_iter()
+            .map(|row| {
+                let partition = u32::try_from(row.partition).map_err(|e| sqlx::Error::Decode(Box::new(e)))?;
+                row.message.into_delivery(topic, partition)
+            })
+            .collect::<sqlx::Result<Vec<Delivery>>>()
+            .map_err(|e| storage_error(&self.path, e))?;
+        messages.reverse();
+        Ok(messages)
     }
 
     /// Reads the file once through the readers' pool.
@@ -706,6 +742,14 @@ struct StoredMessage {
     timestamp_ms: i64,
 }
 
+/// A `bus_messages` row with its partition, as [`EmbeddedBus::read`] reads it.
+#[derive(sqlx::FromRow)]
+struct PlacedMessage {
+    partition: i64,
+    #[sqlx(flatten)]
+    message: StoredMessage,
+}
+
 impl StoredMessage {
     fn into_delivery(self, topic: &str, partition: u32) -> sqlx::Result<Delivery> {
         Ok(Delivery {
@@ -1088,5 +1132,24 @@ mod tests {
         assert!(matches!(bus.publish(message("no spaces", None, "m")).await, Err(BusError::Invalid(_))));
         assert!(matches!(bus.subscribe("", &["t".into()]).await, Err(BusError::Invalid(_))));
         assert!(bus.describe().ends_with("bus.db"), "{}", bus.describe());
+    }
+
+    #[tokio::test]
+    async fn an_operator_reads_the_newest_messages_and_one_by_its_place() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let bus = open(dir.path(), 2).await;
+        for n in 0..5 {
+            publish(&bus, "orders.dlq", Some(&format!("order-{n}")), &format!("m{n}")).await;
+        }
+        let newest = bus.read("orders.dlq", Read::Newest(3)).await.expect("read");
+        assert_eq!(newest.iter().map(text).collect::<Vec<_>>(), ["m2", "m3", "m4"], "the newest, oldest first");
+        let third = &newest[0];
+        let place = Position { partition: third.partition, offset: third.offset };
+        let found = bus.read("orders.dlq", Read::At(place)).await.expect("read");
+        assert_eq!(found.iter().map(text).collect::<Vec<_>>(), ["m2"]);
+        assert_eq!(found[0].header("message-id"), Some(&b"m2"[..]));
+        let past = Position { partition: third.partition, offset: 99 };
+        assert!(bus.read("orders.dlq", Read::At(past)).await.expect("read").is_empty());
+        assert!(bus.read("never.published", Read::Newest(10)).await.expect("read").is_empty());
     }
 }

@@ -15,6 +15,7 @@
 
 mod consumer;
 mod logging;
+mod reader;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
@@ -26,7 +27,7 @@ use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::{Header, OwnedHeaders};
 use rdkafka::producer::{FutureProducer, FutureRecord, Producer};
 
-use super::{BusError, Outgoing, Position, Subscription};
+use super::{BusError, Delivery, Outgoing, Position, Read, Subscription};
 use logging::ClientLog;
 
 /// `[messaging]` settings of the Kafka backend.
@@ -143,6 +144,13 @@ impl KafkaBus {
             return Err(BusError::Invalid("a consumer group needs a name".into()));
         }
         consumer::subscribe(&self.config, group, topics)
+    }
+
+    pub async fn read(&self, topic: &str, which: Read) -> Result<Vec<Delivery>, BusError> {
+        let (config, topic) = (self.config.clone(), topic.to_owned());
+        tokio::task::spawn_blocking(move || reader::read(&config, &topic, which))
+            .await
+            .map_err(|e| BusError::Other(format!("reading a topic ended abnormally: {e}")))?
     }
 
     pub fn describe(&self) -> String {

@@ -56,6 +56,15 @@ impl Delivery {
     }
 }
 
+/// Which messages [`Bus::read`] returns.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Read {
+    /// The newest ones, at most this many, oldest first.
+    Newest(u32),
+    /// The one message at this place, if it is there.
+    At(Position),
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum BusError {
     /// The bus could not be reached, or did not take the message in time. The
@@ -155,6 +164,16 @@ impl Bus {
         match self {
             Bus::Embedded(bus) => bus.subscribe(group, topics).await,
             Bus::Kafka(bus) => bus.subscribe(group, topics).await,
+        }
+    }
+
+    /// Reads messages of `topic` outside any consumer group, committing nothing: what
+    /// an operator looks at (dead letters). A topic that does not exist has none.
+    pub async fn read(&self, topic: &str, which: Read) -> Result<Vec<Delivery>, BusError> {
+        validate_topic(topic)?;
+        match self {
+            Bus::Embedded(bus) => bus.read(topic, which).await,
+            Bus::Kafka(bus) => bus.read(topic, which).await,
         }
     }
 

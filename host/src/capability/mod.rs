@@ -8,6 +8,7 @@
 pub mod email;
 pub mod key_value;
 pub mod messaging;
+pub mod operations;
 pub mod outbound_http;
 pub mod sql;
 pub mod variables;

@@ -346,7 +346,7 @@ async fn forward(queue: PartitionQueue<GroupMember>, topic: String, wake: Arc<No
     }
 }
 
-fn delivery(topic: &str, message: &BorrowedMessage<'_>) -> Result<Delivery, String> {
+pub(super) fn delivery(topic: &str, message: &BorrowedMessage<'_>) -> Result<Delivery, String> {
     let partition = message.partition();
     let offset = message.offset();
     Ok(Delivery {

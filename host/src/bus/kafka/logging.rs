@@ -72,6 +72,9 @@ impl ClientLog {
     }
 }
 
+/// Reading a topic for an operator ([`super::reader`]) needs nothing from rebalances.
+impl rdkafka::consumer::ConsumerContext for ClientLog {}
+
 impl ClientContext for ClientLog {
     fn log(&self, level: RDKafkaLogLevel, facility: &str, message: &str) {
         let client = &*self.client;
