@@ -22,9 +22,11 @@ mod watched;
 mod support;
 
 mod bench;
+mod browser;
 mod cart;
 mod catalog;
 mod cluster;
+mod console;
 mod inventory;
 mod notifications;
 mod orders;

@@ -175,6 +175,22 @@ impl Store {
         self.dir.path().join("state")
     }
 
+    /// `estore deploy <component> <file>` into this store's running host.
+    pub fn deploy(&self, component: &str, file: &std::path::Path) {
+        let output = Command::new(&*ESTORE)
+            .args(["deploy", component])
+            .arg(file)
+            .arg("-f")
+            .arg(workspace().join("spin.toml"))
+            .arg("--state-dir")
+            .arg(self.state_dir())
+            .env_remove(estore::admin::TOKEN_ENV)
+            .output()
+            .expect("run estore deploy");
+        let text = format!("{}{}", String::from_utf8_lossy(&output.stdout), String::from_utf8_lossy(&output.stderr));
+        assert!(output.status.success(), "estore deploy {component} {}: {text}", file.display());
+    }
+
     /// Serves the store; the answer borrows the store, so its state dir cannot be
     /// dropped under the running host (`Store::new(..).start()` does not compile).
     pub fn start(&self) -> Running<'_> {
