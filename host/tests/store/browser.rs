@@ -85,3 +85,22 @@ async fn an_admin_rolls_back_and_replays_a_dead_letter_from_the_console() {
     let environment = [("ROLLBACK_COMPONENT", "welcome"), ("DEAD_LETTER_TOPIC", "order.placed")];
     tokio::task::block_in_place(|| run_scenarios(&host, &environment, Some("rolls a component back|dead letter")));
 }
+
+/// How fast the built shop loads on loopback, as the benchmark suite prints it
+/// (`scripts/bench`): first visits in headless Chromium, from navigation to the
+/// products on screen. Not a timed test: it asserts nothing about speed.
+#[test]
+#[ignore = "a benchmark: scripts/bench runs it"]
+fn bench_storefront_load() {
+    let store = Store::new(Backends::Embedded);
+    let host = store.start();
+    let output = Command::new("node")
+        .arg("bench/load.mjs")
+        .current_dir(workspace().join("components/storefront/web"))
+        .env("STORE_URL", &host.url)
+        .env("CHROMIUM", std::env::var("CHROMIUM").unwrap_or_else(|_| DEBIAN_CHROMIUM.to_owned()))
+        .output()
+        .expect("run node for the storefront benchmark");
+    println!("{}", String::from_utf8_lossy(&output.stdout));
+    assert!(output.status.success(), "the benchmark failed: {}", String::from_utf8_lossy(&output.stderr));
+}
