@@ -299,6 +299,52 @@ browserTest('an admin sets stock in the console and a shopper sees it', {}, asyn
   }
 });
 
+/** What has the keyboard focus: its tag, accessible text and label. */
+async function focused(page) {
+  return page.evaluate(() => {
+    const el = document.activeElement;
+    const label = el?.labels?.[0]?.textContent.trim() || el?.getAttribute('aria-label') || '';
+    const style = el ? getComputedStyle(el) : null;
+    const ring = style ? (style.outlineStyle !== 'none' && style.outlineWidth !== '0px') || style.boxShadow !== 'none' : false;
+    return { tag: el?.tagName.toLowerCase(), text: el?.textContent.trim() || '', label, ring };
+  });
+}
+
+/** Presses Tab until `wanted(focused)` holds (at most `max` times); fails with what had focus. */
+async function tabTo(page, what, wanted, max = 60) {
+  const seen = [];
+  for (let i = 0; i < max; i += 1) {
+    await page.keyboard.press('Tab');
+    const now = await focused(page);
+    if (wanted(now)) return now;
+    seen.push(`${now.tag}:${now.label || now.text.slice(0, 30)}`);
+  }
+  assert.fail(`Tab never reached ${what} within ${max} presses; focus went through ${seen.join(', ')}`);
+}
+
+browserTest('a shopper finds a product and fills the cart with the keyboard alone', {}, async (page) => {
+  const u = uniqueUser('keys');
+  await register(page, u);
+
+  const search = await tabTo(page, 'the search field', (f) => f.tag === 'input' && f.label === 'Search products');
+  assert.ok(search.ring, 'the focused search field shows a focus ring');
+  await page.keyboard.type(MOUSE.keyword);
+  await page.keyboard.press('Enter');
+  await page.waitForURL(`**/search?q=${MOUSE.keyword}`);
+  await assertVisible(page.getByRole('link', { name: MOUSE.name }), `"${MOUSE.name}" among the results`);
+
+  const link = await tabTo(page, `the link to ${MOUSE.name}`, (f) => f.tag === 'a' && f.text.includes(MOUSE.name));
+  assert.ok(link.ring, 'the focused product link shows a focus ring');
+  await page.keyboard.press('Enter');
+  await assertVisible(page.getByRole('heading', { level: 1, name: MOUSE.name }), `the product page of ${MOUSE.name}`);
+
+  await tabTo(page, 'the Add to cart button', (f) => f.tag === 'button' && f.text === 'Add to cart');
+  await page.keyboard.press('Enter');
+  await assertVisible(page.getByRole('status').filter({ hasText: `Added 1 × ${MOUSE.name}` }), 'the confirmation that it was added');
+  await waitForCartCount(page, 1);
+  await shot(page, 'shop-4b-keyboard.png');
+});
+
 browserTest('API errors are shown in words', {}, async (page) => {
   const u = uniqueUser('twice');
   await register(page, u);
