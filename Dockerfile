@@ -8,12 +8,18 @@
 #
 # Stage 1 builds the host and runs the real `estore build`, so the components are
 # built by their manifest build commands (scripts/build-component, which picks
-# rustup's wasm32-wasip2 target when installed, as it is here).
+# rustup's wasm32-wasip2 target when installed, as it is here; scripts/build-storefront,
+# which builds the web shop with the Node.js taken from the official image).
 # Stage 2 is a slim Debian with the binary and /app, staged from the manifest by
 # deploy/stage-app.
 
 ARG RUST_VERSION=1.95
 ARG DEBIAN_RELEASE=bookworm
+ARG NODE_VERSION=22
+
+# Node.js and npm for the storefront's build (scripts/build-storefront runs Vite):
+# Debian's own Node.js is too old for it.
+FROM node:${NODE_VERSION}-${DEBIAN_RELEASE}-slim AS node
 
 FROM rust:${RUST_VERSION}-${DEBIAN_RELEASE} AS build
 # cmake: librdkafka, which the Kafka bus builds from its bundled sources;
@@ -22,6 +28,9 @@ FROM rust:${RUST_VERSION}-${DEBIAN_RELEASE} AS build
 RUN apt-get update \
     && apt-get install -y --no-install-recommends cmake python3 \
     && rm -rf /var/lib/apt/lists/*
+COPY --from=node /usr/local/bin/node /usr/local/bin/node
+COPY --from=node /usr/local/lib/node_modules/npm /usr/local/lib/node_modules/npm
+RUN ln -s ../lib/node_modules/npm/bin/npm-cli.js /usr/local/bin/npm && node --version && npm --version
 # wasm32-wasip1 too: the manifest may hold preview-1 modules (Spin's templates).
 RUN rustup target add wasm32-wasip2 wasm32-wasip1
 WORKDIR /src

@@ -415,7 +415,7 @@ fn compose_dockerfile_copies_only_what_exists() {
     }
     assert!(copies > 0 && !stages.is_empty(), "a named build stage and copies from it: {stages:?}");
     // What the build stage runs, it must have: the scripts it calls are in the context.
-    for script in ["scripts/build-component", "deploy/stage-app"] {
+    for script in ["scripts/build-component", "scripts/build-storefront", "deploy/stage-app"] {
         assert!(workspace().join(script).is_file(), "{script} is missing");
     }
     assert!(dockerfile.contains("rustup target add wasm32-wasip2"), "the builder adds rustup's wasm32-wasip2 target");
