@@ -62,6 +62,24 @@ fn confirmations(smtp: &SmtpServer) -> BTreeMap<String, usize> {
     count
 }
 
+/// The e-mail service's records of the confirmations of the orders whose ids start
+/// with `shorts`: what it knows of a mail that did not arrive.
+async fn confirmation_records(admin: &Client, shorts: &[&String]) -> Vec<serde_json::Value> {
+    let mut found = Vec::new();
+    for page in 1.. {
+        let answer = admin.get(&format!("/api/notifications/email?size=100&page={page}")).await;
+        let items = answer.body["items"].as_array().cloned().unwrap_or_default();
+        if items.is_empty() {
+            break;
+        }
+        found.extend(items.into_iter().filter(|record| {
+            record["template"] == "order_confirmed"
+                && shorts.iter().any(|short| record["reference"].as_str().is_some_and(|r| r.starts_with(short.as_str())))
+        }));
+    }
+    found
+}
+
 /// `GET /metrics` from the admin listener of the host serving `store`.
 async fn metrics_of(store: &crate::support::Store) -> String {
     let (status, metrics) = crate::harness::admin_get(&store.state_dir(), "/metrics").await;
@@ -141,7 +159,9 @@ async fn two_hosts_share_the_orders_and_one_finishes_when_the_other_is_killed() 
     // the SMTP server and recording it leaves the mail's record unfinished, and the
     // survivor sends it again: that at-least-once is allowed for the orders that were
     // in flight at the kill, and only for them.
-    let deadline = Instant::now() + Duration::from_secs(60);
+    // The mails trail the shipping on a loaded machine (one host left, every order's
+    // confirmation and shipping mail in line): a deadline for arrival, not for speed.
+    let deadline = Instant::now() + Duration::from_secs(180);
     loop {
         let mails = confirmations(&smtp);
         let in_flight_at_the_kill = |short: &str| before_kill.iter().any(|id| id.starts_with(short));
@@ -152,7 +172,10 @@ async fn two_hosts_share_the_orders_and_one_finishes_when_the_other_is_killed() 
         if missing.is_empty() {
             break;
         }
-        assert!(Instant::now() < deadline, "no confirmation e-mail for {missing:?}");
+        if Instant::now() >= deadline {
+            let records = confirmation_records(&admin, &missing).await;
+            panic!("no confirmation e-mail for {missing:?}; their records in the e-mail service: {records:#?}");
+        }
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
 }
