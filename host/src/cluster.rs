@@ -26,6 +26,7 @@ use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
 use sqlx::{Postgres, Row};
 
 use crate::admin::Admin;
+use crate::capability::sql::postgres::{RELEASE_SET_UP_LOCK, TAKE_SET_UP_LOCK};
 use crate::deployments::{Deployments, History, Version};
 
 /// How often a host looks for deploys made through the others.
@@ -102,9 +103,9 @@ impl Ledger {
     /// since PostgreSQL's `IF NOT EXISTS` is not safe against a concurrent creation.
     async fn create_tables(&self) -> Result<()> {
         let mut connection = self.pool.acquire().await?;
-        sqlx::query("SELECT pg_advisory_lock(hashtext('estore set-up'))").execute(&mut *connection).await?;
+        sqlx::query(TAKE_SET_UP_LOCK).execute(&mut *connection).await?;
         let created = sqlx::raw_sql(SCHEMA).execute(&mut *connection).await;
-        sqlx::query("SELECT pg_advisory_unlock(hashtext('estore set-up'))").execute(&mut *connection).await?;
+        sqlx::query(RELEASE_SET_UP_LOCK).execute(&mut *connection).await?;
         created.map(drop).context("cannot create the deploy ledger's tables")
     }
 

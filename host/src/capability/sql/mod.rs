@@ -15,7 +15,7 @@ mod backend;
 pub(crate) mod errors;
 mod migrations;
 mod outbox;
-mod postgres;
+pub(crate) mod postgres;
 mod statements;
 
 use std::collections::BTreeMap;

@@ -22,6 +22,11 @@ use super::errors::from_sqlx;
 use crate::bindings::sql::Error;
 
 
+/// The database-wide lock under which hosts set up what they share (roles, schemas,
+/// migrations, the deploy ledger's tables): one key, so they all wait for each other.
+pub const TAKE_SET_UP_LOCK: &str = "SELECT pg_advisory_lock(hashtext('estore set-up'))";
+pub const RELEASE_SET_UP_LOCK: &str = "SELECT pg_advisory_unlock(hashtext('estore set-up'))";
+
 pub struct Server {
     admin: PgConnectOptions,
     admin_pool: PgPool,
@@ -91,7 +96,7 @@ impl Provisioning {
     /// two sessions at once ("tuple concurrently updated").
     pub async fn exclusive(&self) -> Result<PgConnection, Error> {
         let mut connection = PgConnection::connect_with(&self.admin).await.map_err(from_sqlx)?;
-        sqlx::query("SELECT pg_advisory_lock(hashtext('estore set-up'))")
+        sqlx::query(TAKE_SET_UP_LOCK)
             .execute(&mut connection)
             .await
             .map_err(from_sqlx)?;
