@@ -146,8 +146,11 @@ pub fn follow(
 
 /// How many deliveries of an event about a user the directory does not know yet are
 /// retried before the notification is given up as `SKIPPED`: users' events travel
-/// on other topics than orders', so the directory may be a moment behind.
-pub const UNKNOWN_USER_ATTEMPTS: u32 = 3;
+/// on other topics than orders', so the directory may be behind, by seconds when a
+/// host died with their partition (Kafka moves it after its 10 s session timeout).
+/// With the store's delivery policy (spin.toml: 8 deliveries, backoff 0.2 s doubling)
+/// the 7th delivery comes about 12.6 s after the first.
+pub const UNKNOWN_USER_ATTEMPTS: u32 = 7;
 
 /// The contact for an event about `user_id`: `Ok(None)` once they are still unknown
 /// after [`UNKNOWN_USER_ATTEMPTS`] deliveries (deleted, or never registered), a retry
