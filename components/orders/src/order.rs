@@ -39,7 +39,8 @@ impl Status {
         Status::ALL.into_iter().find(|status| status.as_str() == text)
     }
 
-    /// Until it is shipped, an order can be called off.
+    /// Until it is shipped, an order can be called off (from CONFIRMED on, only once
+    /// shipping has stopped its parcel).
     pub fn may_cancel(self) -> bool {
         matches!(self, Status::Pending | Status::Reserved | Status::Confirmed)
     }

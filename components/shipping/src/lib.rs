@@ -1,17 +1,25 @@
-//! shipping: a shipment per confirmed order, and its tracking.
+//! shipping: a shipment per confirmed order, and its tracking. shipping owns the
+//! parcel, so it alone decides whether a parcel leaves or stays: each decision is one
+//! transaction that takes the order's turn first (see `take_turn`), so a stop and a
+//! dispatch of the same order never both happen.
 //!
 //! - order.confirmed: the order's items are handed to a carrier chosen by the
-//!   destination country, with a new tracking number (order.shipped), once per order.
-//!   With variable `shipping_dispatch = "on_pickup"` the parcel waits for the
-//!   carrier's `PICKED_UP` instead, so a paid order can still be cancelled meanwhile.
-//! - order.cancelled: a parcel still waiting for pickup is cancelled with its order.
+//!   destination country, with a new tracking number (order.shipped), once per order,
+//!   unless its parcel was stopped first. With variable `shipping_dispatch =
+//!   "on_pickup"` the parcel waits for the carrier's `PICKED_UP` instead, so a paid
+//!   order can still be cancelled meanwhile.
+//! - `POST /internal/shipments/{order_id}/stop` (private: reached only by chaining,
+//!   from orders cancelling an order from CONFIRMED on): a parcel not made yet never
+//!   will be, one waiting for pickup stays home (200, and shipment.stopped once); one
+//!   with the carrier has left (409 saying how). Asked again, it answers the same.
 //! - `GET /api/shipments/{order_id}`: the shipment and its tracking history, for the
 //!   order's customer or an admin.
 //! - `POST /api/shipments/{order_id}/events`: the carrier's webhook (header
 //!   `x-carrier-token`), reporting PICKED_UP, OUT_FOR_DELIVERY and DELIVERED; the
 //!   first report after a wait for pickup publishes order.shipped, DELIVERED
 //!   publishes order.delivered. A status only moves forward: a repeat of the current
-//!   one (a carrier retrying) answers 200 and changes nothing, an older one 409.
+//!   one (a carrier retrying) answers 200 and changes nothing, an older one 409, and
+//!   a stopped parcel is never picked up (409).
 
 mod tracking;
 
@@ -48,6 +56,13 @@ fn handle(req: Request) -> Result<Response, Problem> {
     if let Some(params) = match_path("/api/shipments/:order_id/events", path) {
         return match req.method() {
             Method::Post => carrier_report(&req, &params["order_id"]),
+            _ => Err(Problem::method_not_allowed("POST")),
+        };
+    }
+    // Only chaining reaches this path: no public route of the manifest leads here.
+    if let Some(params) = match_path("/internal/shipments/:order_id/stop", path) {
+        return match req.method() {
+            Method::Post => stop_parcel(&req, &params["order_id"]),
             _ => Err(Problem::method_not_allowed("POST")),
         };
     }
@@ -248,6 +263,95 @@ fn add_tracking_event(tx: &Database, shipment_id: &str, status: Status, descript
     Ok(())
 }
 
+// ---- Stopping a parcel ----------------------------------------------------------
+
+/// What orders sends when its customer (or the store) cancels an order.
+#[derive(Deserialize)]
+struct StopRequest {
+    reason: String,
+}
+
+/// The answer to a stop that holds: no parcel leaves for the order.
+#[derive(Serialize)]
+struct StopAnswer<'a> {
+    order_id: &'a str,
+    status: &'static str,
+}
+
+/// `data` of shipment.stopped.
+#[derive(Serialize)]
+struct Stopped<'a> {
+    order_id: &'a str,
+    reason: &'a str,
+}
+
+/// `POST /internal/shipments/{order_id}/stop {reason}`: 200 once no parcel will leave
+/// for the order, 409 if one has. The first stop that holds publishes shipment.stopped
+/// (through the outbox, with the decision), so orders cancels the order even if the
+/// caller never hears this answer.
+fn stop_parcel(req: &Request, order_id: &str) -> Result<Response, Problem> {
+    let input: StopRequest = api::parse_json(req)?;
+    let db = Database::open("default")?;
+    db.transaction(|tx| {
+        if stop(tx, order_id)? {
+            let stopped = Stopped { order_id, reason: &input.reason };
+            publish_event(&Envelope::new("shipment.stopped", order_id, stopped), order_id)?;
+        }
+        Ok::<_, Problem>(())
+    })?;
+    Ok(api::json(200, &StopAnswer { order_id, status: "STOPPED" }))
+}
+
+/// Stops the order's parcel in `tx`: `true` if this stopped it, `false` if it was
+/// stopped already, a 409 if it has left.
+fn stop(tx: &Database, order_id: &str) -> Result<bool, Problem> {
+    let stopped_before = take_turn(tx, order_id)?;
+    // The carrier's webhook does not take the order's turn: a pickup can land between
+    // reading the shipment and stopping it. The stop is guarded by the status read, and
+    // a shipment only moves forward, so looking again ends.
+    loop {
+        let Some(shipment) = find_shipment(tx, order_id)? else {
+            if !stopped_before {
+                tx.execute("UPDATE orders SET stopped_at = ? WHERE order_id = ?", params![clock::now_unix(), order_id])?;
+            }
+            return Ok(!stopped_before);
+        };
+        match Status::parse(&shipment.status) {
+            Some(Status::Cancelled) => return Ok(false),
+            Some(Status::AwaitingPickup) => {
+                let stopped = tx.execute(
+                    "UPDATE shipments SET status = ? WHERE id = ? AND status = ?",
+                    params![Status::Cancelled.as_str(), shipment.id.as_str(), Status::AwaitingPickup.as_str()],
+                )?;
+                if stopped == 1 {
+                    add_tracking_event(tx, &shipment.id, Status::Cancelled, Status::Cancelled.default_description())?;
+                    return Ok(true);
+                }
+            }
+            _ => {
+                return Err(Problem::conflict(format!(
+                    "the parcel has left: {} with {}, tracking number {}",
+                    shipment.status, shipment.carrier, shipment.tracking_number
+                )));
+            }
+        }
+    }
+}
+
+/// Takes the order's turn: writes its row first in the transaction, so that on
+/// PostgreSQL a second decision about the same order (its order.confirmed and a stop,
+/// at once) waits for this one to end and then sees what it did. Answers whether the
+/// parcel was stopped before shipping made it.
+fn take_turn(tx: &Database, order_id: &str) -> Result<bool, Error> {
+    tx.execute(
+        "INSERT INTO orders (order_id) VALUES (?) ON CONFLICT (order_id) DO UPDATE SET order_id = excluded.order_id",
+        params![order_id],
+    )?;
+    let rows = tx.query("SELECT stopped_at FROM orders WHERE order_id = ?", params![order_id])?;
+    let row = rows.get(0).ok_or(Error::NoRows)?;
+    Ok(row.get::<Option<i64>>("stopped_at")?.is_some())
+}
+
 // ---- Events ---------------------------------------------------------------------
 
 /// An order's address (components/README.md): the country chooses the carrier; the
@@ -278,12 +382,6 @@ struct Shipped<'a> {
     items: &'a [Json],
 }
 
-/// What shipping reads of order.cancelled.
-#[derive(Deserialize)]
-struct Cancelled {
-    order_id: String,
-}
-
 struct ItemsColumn(String);
 
 impl FromRow for ItemsColumn {
@@ -299,7 +397,6 @@ impl MessageHandler for Events {
         let db = Database::open("default")?;
         match message.topic.as_str() {
             "order.confirmed" => db.transaction(|tx| ship(tx, &message.envelope()?)),
-            "order.cancelled" => db.transaction(|tx| cancel(tx, &message.envelope()?)),
             topic => Err(HandleError::Reject(format!("shipping does not handle {topic}"))),
         }
     }
@@ -317,12 +414,11 @@ fn dispatch() -> Result<Dispatch, HandleError> {
     })
 }
 
-/// order.confirmed: a shipment, once; handed to its carrier now or at pickup.
+/// order.confirmed: a shipment, once, unless the parcel was stopped first; handed to
+/// its carrier now or at pickup.
 fn ship(tx: &Database, confirmed: &Envelope<Confirmed>) -> Result<(), HandleError> {
     let order = &confirmed.data;
-    if find_shipment(tx, &order.order_id)?.is_some()
-        || !tx.query("SELECT order_id FROM cancelled_orders WHERE order_id = ?", params![order.order_id.as_str()])?.is_empty()
-    {
+    if take_turn(tx, &order.order_id)? || find_shipment(tx, &order.order_id)?.is_some() {
         return Ok(());
     }
     let status = dispatch()?.first_status();
@@ -381,29 +477,5 @@ fn publish_shipped<C>(
         None => Envelope::new("order.shipped", shipment.order_id.as_str(), shipped),
     };
     publish_event(&Envelope { correlation_id: shipment.order_id.clone(), ..event }, &shipment.order_id)?;
-    Ok(())
-}
-
-/// order.cancelled: a parcel still waiting for the carrier stays home; an order not
-/// confirmed yet will get none.
-fn cancel(tx: &Database, cancelled: &Envelope<Cancelled>) -> Result<(), HandleError> {
-    let order_id = cancelled.data.order_id.as_str();
-    match find_shipment(tx, order_id)? {
-        None => {
-            tx.execute(
-                "INSERT INTO cancelled_orders (order_id) VALUES (?) ON CONFLICT (order_id) DO NOTHING",
-                params![order_id],
-            )?;
-        }
-        Some(shipment) if shipment.status == Status::AwaitingPickup.as_str() => {
-            tx.execute(
-                "UPDATE shipments SET status = ? WHERE id = ? AND status = ?",
-                params![Status::Cancelled.as_str(), shipment.id.as_str(), Status::AwaitingPickup.as_str()],
-            )?;
-            add_tracking_event(tx, &shipment.id, Status::Cancelled, Status::Cancelled.default_description())?;
-        }
-        // Cancelled already, or with the carrier: orders does not cancel a shipped order.
-        Some(_) => {}
-    }
     Ok(())
 }
