@@ -3,7 +3,9 @@
 //! Routes (a customer sees only their own orders; an admin sees all):
 //! - `POST /api/orders` checks out the caller's cart: prices from catalog now, the
 //!   card turned into payments' token, the order stored as PENDING and
-//!   `order.placed` published in one transaction, then the cart emptied. 202.
+//!   `order.placed` published in one transaction, then the cart emptied. 202. With an
+//!   `Idempotency-Key`, a repeat gets the first answer and places nothing
+//!   ([`idempotency`]).
 //! - `GET /api/orders` (paged, newest first, `?status=`), `GET /api/orders/{id}`.
 //! - `POST /api/orders/{id}/cancel` until the parcel has left. From CONFIRMED on,
 //!   shipping may be acting on the order: it is asked to stop the parcel first
@@ -25,6 +27,7 @@
 //! cancelled order, and inventory releases what it held.
 
 mod checkout;
+mod idempotency;
 mod order;
 mod shipping;
 mod stream;
@@ -124,10 +127,36 @@ struct Placed<'a> {
     shipping_address: &'a Address,
 }
 
-/// `POST /api/orders`.
+/// `POST /api/orders`. A request whose `Idempotency-Key` placed an order already gets
+/// that order's answer; so does one that failed because a twin request with the same
+/// key placed it meanwhile (took the key first, or emptied the cart under it).
 fn place(req: &Request, db: &Database, caller: &Claims) -> Result<Response, Problem> {
     let checkout: CheckoutRequest = api::parse_json(req)?;
     checkout.validate()?;
+    let key = idempotency::key(req)?;
+    let replay = |key: &str| idempotency::replay(db, &caller.sub, key, &checkout);
+    if let Some(key) = &key
+        && let Some((order_id, answer)) = replay(key)?
+    {
+        return Ok(accepted(&order_id, answer));
+    }
+    match (place_new(req, db, caller, &checkout, key.as_deref()), key) {
+        (Err(problem), Some(key)) => match replay(&key)? {
+            Some((order_id, answer)) => Ok(accepted(&order_id, answer)),
+            None => Err(problem),
+        },
+        (placed, _) => placed,
+    }
+}
+
+/// Places a new order for `checkout`, recording `key` with it.
+fn place_new(
+    req: &Request,
+    db: &Database,
+    caller: &Claims,
+    checkout: &CheckoutRequest,
+    key: Option<&str>,
+) -> Result<Response, Problem> {
     let priced = checkout::price_cart(req)?;
     let payment_method = checkout::tokenize_card(req, &checkout.payment.card_number)?;
     let now = clock::now_unix();
@@ -138,7 +167,7 @@ fn place(req: &Request, db: &Database, caller: &Claims) -> Result<Response, Prob
         reason: None,
         items: priced.items,
         total: priced.total,
-        shipping_address: checkout.shipping_address,
+        shipping_address: checkout.shipping_address.clone(),
         payment_method,
         payment_status: PaymentStatus::Pending,
         carrier: None,
@@ -147,7 +176,7 @@ fn place(req: &Request, db: &Database, caller: &Claims) -> Result<Response, Prob
         updated_at: now,
         history: Vec::new(),
     };
-    db.transaction(|tx| {
+    let answer = db.transaction(|tx| {
         order::insert(tx, &order)?;
         let placed = Placed {
             order_id: &order.id,
@@ -158,7 +187,15 @@ fn place(req: &Request, db: &Database, caller: &Claims) -> Result<Response, Prob
             shipping_address: &order.shipping_address,
         };
         publish_event(&Envelope::new("order.placed", order.id.as_str(), placed), &order.id)?;
-        Ok::<_, Problem>(())
+        let stored = order::find(tx, &order.id)?.ok_or(estore_shared::sql::Error::NoRows)?;
+        let answer = serde_json::to_string(&stored.view()).map_err(|e| {
+            eprintln!("order {} does not serialise: {e}", order.id);
+            Problem::internal()
+        })?;
+        if let Some(key) = key {
+            idempotency::remember(tx, &order.user_id, key, &order.id, &answer)?;
+        }
+        Ok::<_, Problem>(answer)
     })?;
     // The order stands whatever happens to the cart now; a cart left full is the
     // lesser harm, and the customer sees it.
@@ -167,10 +204,17 @@ fn place(req: &Request, db: &Database, caller: &Claims) -> Result<Response, Prob
     {
         eprintln!("order {} is placed, but the cart was not emptied: {}", order.id, problem.detail);
     }
-    let placed = visible(db, caller, &order.id)?;
-    let mut response = api::json(202, &placed.view());
-    response.set_header("location", format!("/api/orders/{}", placed.id));
-    Ok(response)
+    Ok(accepted(&order.id, answer))
+}
+
+/// 202 with the order as placed (`answer`, JSON) and where to follow it.
+fn accepted(order_id: &str, answer: String) -> Response {
+    Response::builder()
+        .status(202)
+        .header("content-type", "application/json")
+        .header("location", format!("/api/orders/{order_id}"))
+        .body(answer)
+        .build()
 }
 
 // ---- Reading --------------------------------------------------------------------
