@@ -6,7 +6,10 @@
 //!   ("Payment provider") to a real one, when `payment_provider_url` is set.
 //!
 //! Both are idempotent per order (charges) and per payment (refunds): the saga may ask
-//! twice after a crash, and must not move money twice.
+//! twice after a crash or a lost answer, and must not move money twice. Each request
+//! carries an `Idempotency-Key` derived from what it is for ([`Charge::idempotency_key`],
+//! [`Refund::idempotency_key`]), so a retry carries the key of the first try and the
+//! provider answers it with the first charge or refund instead of making another.
 
 use serde::{Deserialize, Serialize};
 use spin_sdk::http::{Method, Request, Response};
@@ -26,6 +29,13 @@ pub struct Charge<'a> {
     pub card_number: &'a str,
 }
 
+impl Charge<'_> {
+    /// One charge per order, however often it is asked for.
+    pub fn idempotency_key(&self) -> String {
+        format!("charge-{}", self.order_id)
+    }
+}
+
 /// What to refund: a completed payment, in full.
 #[derive(Debug, Serialize)]
 pub struct Refund<'a> {
@@ -34,6 +44,13 @@ pub struct Refund<'a> {
     /// The provider's id of the charge.
     pub charge_id: &'a str,
     pub amount: Money,
+}
+
+impl Refund<'_> {
+    /// One refund per payment, however often it is asked for.
+    pub fn idempotency_key(&self) -> String {
+        format!("refund-{}", self.payment_id)
+    }
 }
 
 /// The provider's answer to a charge.
@@ -125,13 +142,19 @@ struct RefundAnswer {
 }
 
 impl HttpProvider {
-    fn post<T: for<'de> Deserialize<'de>>(&self, path: &str, body: &impl Serialize) -> Result<T, Unavailable> {
+    fn post<T: for<'de> Deserialize<'de>>(
+        &self,
+        path: &str,
+        idempotency_key: &str,
+        body: &impl Serialize,
+    ) -> Result<T, Unavailable> {
         let url = format!("{}{path}", self.base_url);
         let body = serde_json::to_vec(body).map_err(|e| Unavailable(format!("the request does not serialise: {e}")))?;
         let request = Request::builder()
             .method(Method::Post)
             .uri(&url)
             .header("content-type", "application/json")
+            .header("idempotency-key", idempotency_key)
             .body(body)
             .build();
         // The error and the answer are logged by status only: a request carries a
@@ -148,7 +171,7 @@ impl HttpProvider {
 
 impl Provider for HttpProvider {
     fn charge(&self, charge: &Charge<'_>) -> Result<Outcome, Unavailable> {
-        let answer: ChargeAnswer = self.post("/charges", charge)?;
+        let answer: ChargeAnswer = self.post("/charges", &charge.idempotency_key(), charge)?;
         match answer.status.as_str() {
             "approved" => Ok(Outcome::Approved { reference: answer.id }),
             "declined" => Ok(Outcome::Declined { reason: answer.reason.unwrap_or_else(|| "card declined".to_owned()) }),
@@ -157,7 +180,7 @@ impl Provider for HttpProvider {
     }
 
     fn refund(&self, refund: &Refund<'_>) -> Result<String, Unavailable> {
-        let answer: RefundAnswer = self.post("/refunds", refund)?;
+        let answer: RefundAnswer = self.post("/refunds", &refund.idempotency_key(), refund)?;
         Ok(answer.id)
     }
 }
@@ -194,6 +217,21 @@ mod tests {
         let refund =
             Refund { payment_id: "p-1", order_id: "o-1", charge_id: "c", amount: Money::new(5, Currency::EUR) };
         assert_eq!(TestCards { max_amount: 0 }.refund(&refund), Ok("test_re_p-1".into()));
+    }
+
+    #[test]
+    fn a_retry_carries_the_first_trys_idempotency_key() {
+        let charge = |order_id| Charge {
+            order_id,
+            amount: Money::new(1, Currency::EUR),
+            payment_method_token: "pm",
+            card_number: APPROVING_CARD,
+        };
+        assert_eq!(charge("o-1").idempotency_key(), charge("o-1").idempotency_key());
+        assert_ne!(charge("o-1").idempotency_key(), charge("o-2").idempotency_key());
+        let refund = |payment_id| Refund { payment_id, order_id: "o-1", charge_id: "c", amount: Money::new(1, Currency::EUR) };
+        assert_eq!(refund("p-1").idempotency_key(), "refund-p-1");
+        assert_ne!(refund("p-1").idempotency_key(), charge("p-1").idempotency_key());
     }
 
     #[test]
