@@ -27,6 +27,7 @@ mod cart;
 mod catalog;
 mod cluster;
 mod console;
+mod guarantees;
 mod inventory;
 mod notifications;
 mod orders;

@@ -15,17 +15,17 @@ use crate::support::{Answer, Backends, Client, EventStream, Store, get_until, re
 pub(crate) const APPROVED_CARD: &str = "4242 4242 4242 4242";
 const DECLINED_CARD: &str = "4000000000000002";
 /// spin.toml's default `carrier_token`.
-const CARRIER_TOKEN: &str = "carrier-dev-token";
+pub(crate) const CARRIER_TOKEN: &str = "carrier-dev-token";
 /// How long a saga step may take on a loaded test machine (as `get_until`).
-const SAGA_STEP: Duration = Duration::from_secs(60);
+pub(crate) const SAGA_STEP: Duration = Duration::from_secs(60);
 
-fn address() -> Json {
+pub(crate) fn address() -> Json {
     json!({"name": "Ada Lovelace", "line1": "12 St James's Square", "city": "London",
            "postal_code": "SW1Y 4JH", "country": "GB"})
 }
 
 /// Registers `name` and logs them in.
-async fn shopper(client: &Client, name: &str) -> Client {
+pub(crate) async fn shopper(client: &Client, name: &str) -> Client {
     register(client, name, json!({})).await.0
 }
 
@@ -47,12 +47,12 @@ async fn stock(client: &Client, product_id: i64) -> (i64, i64) {
     (answer.body["available"].as_i64().unwrap_or(-1), answer.body["reserved"].as_i64().unwrap_or(-1))
 }
 
-async fn order_reaches(shopper: &Client, order_id: &str, status: &str) -> Json {
+pub(crate) async fn order_reaches(shopper: &Client, order_id: &str, status: &str) -> Json {
     let path = format!("/api/orders/{order_id}");
     get_until(shopper, &path, |answer| answer.body["status"] == status).await.body
 }
 
-async fn stock_is(client: &Client, product_id: i64, expected: (i64, i64)) {
+pub(crate) async fn stock_is(client: &Client, product_id: i64, expected: (i64, i64)) {
     let path = format!("/api/inventory/{product_id}");
     get_until(client, &path, |answer| {
         (answer.body["available"].as_i64(), answer.body["reserved"].as_i64()) == (Some(expected.0), Some(expected.1))
@@ -75,7 +75,7 @@ pub(crate) async fn statuses_until(stream: &mut EventStream, last: &str) -> Vec<
 }
 
 /// The carrier's webhook: `POST /api/shipments/{order_id}/events`.
-async fn carrier_reports(base: &str, token: &str, order_id: &str, status: &str) -> u16 {
+pub(crate) async fn carrier_reports(base: &str, token: &str, order_id: &str, status: &str) -> u16 {
     reqwest::Client::new()
         .post(format!("{base}/api/shipments/{order_id}/events"))
         .header("x-carrier-token", token)

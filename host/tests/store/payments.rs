@@ -1,10 +1,10 @@
 //! payments over HTTP and Kafka: charges on inventory.reserved, refunds on
 //! order.cancelled, each once per order, and an order's payment for its customer.
 //!
-//! orders (which saves a card through the private `/internal/payment-methods` and
-//! publishes the saga's events) is not on this branch: the tests publish inventory
-//! and order events straight to Kafka, and put the cards in payments' vault with SQL,
-//! as orders' chained call would. The vault's rules (Luhn, brand) are unit-tested in
+//! Most tests publish inventory and order events straight to Kafka, and put the cards
+//! in payments' vault with SQL, as orders' chained call would; the one with a provider
+//! that loses its answer checks out as a shopper does. A stand-in plays the payment
+//! provider ([`StandInProvider`]). The vault's rules (Luhn, brand) are unit-tested in
 //! components/payments.
 
 use std::sync::{Arc, Mutex};
@@ -164,51 +164,114 @@ async fn reserved_orders_are_charged_once_and_refunded_once_on_kafka_and_postgre
     }
 }
 
-/// What the stand-in provider was asked: (path, JSON body).
-type Asked = Arc<Mutex<Vec<(String, Json)>>>;
-
-/// Stands in for a third-party payment provider, which cannot be reached from here:
-/// speaks the contract of components/README.md ("Payment provider") on loopback. Its
-/// first charge fails with 503 (an outage), so payments must retry.
-async fn stand_in_provider() -> (u16, Asked) {
-    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
-    let port = listener.local_addr().expect("address").port();
-    let asked: Asked = Arc::default();
-    let seen = asked.clone();
-    tokio::spawn(async move {
-        while let Ok((mut socket, _)) = listener.accept().await {
-            let seen = seen.clone();
-            tokio::spawn(async move {
-                let Some((path, body)) = read_request(&mut socket).await else { return };
-                let (status, answer) = {
-                    let mut seen = seen.lock().expect("not poisoned");
-                    seen.push((path.clone(), body.clone()));
-                    let charges = seen.iter().filter(|(p, _)| p == "/charges").count();
-                    match path.as_str() {
-                        "/charges" if charges == 1 => ("503 Service Unavailable", json!({"error": "try again"})),
-                        "/charges" if body["card_number"] == DECLINED => {
-                            ("200 OK", json!({"id": "ch_2", "status": "declined", "reason": "insufficient funds"}))
-                        }
-                        "/charges" => ("200 OK", json!({"id": "ch_1", "status": "approved"})),
-                        "/refunds" => ("200 OK", json!({"id": "re_1", "status": "refunded"})),
-                        _ => ("404 Not Found", json!({})),
-                    }
-                };
-                let answer = answer.to_string();
-                let response = format!(
-                    "HTTP/1.1 {status}\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{answer}",
-                    answer.len()
-                );
-                let _ = socket.write_all(response.as_bytes()).await;
-            });
-        }
-    });
-    (port, asked)
+/// One request the stand-in provider was sent.
+#[derive(Clone, Debug)]
+pub(crate) struct Asked {
+    pub path: String,
+    pub idempotency_key: Option<String>,
+    pub body: Json,
 }
 
-/// The path and JSON body of one HTTP/1.1 request, sized by content-length or sent
-/// in chunks (as the host sends a component's request body).
-async fn read_request(socket: &mut tokio::net::TcpStream) -> Option<(String, Json)> {
+/// How the stand-in treats the first charge it is sent.
+#[derive(Clone, Copy, PartialEq)]
+pub(crate) enum FirstCharge {
+    /// 503 without charging (an outage): payments must ask again.
+    Outage,
+    /// Charged, but the connection closes before the answer: payments must ask again,
+    /// and only the idempotency key keeps the provider from charging twice.
+    AnswerLost,
+}
+
+/// What the stand-in was sent, and what it did.
+#[derive(Default)]
+struct Ledger {
+    asked: Vec<Asked>,
+    /// The charges made: (idempotency key, answer). A charge sent without a key is
+    /// made anew each time, as a real provider does.
+    charges: Vec<(Option<String>, Json)>,
+    refunds: Vec<(Option<String>, Json)>,
+}
+
+/// Stands in for a third-party payment provider, which cannot be reached from here:
+/// speaks the contract of components/README.md ("Payment provider") on loopback,
+/// honouring `Idempotency-Key` as real providers do (a key it has answered gets the
+/// same answer and moves no money). Its first charge fails as `first` says.
+pub(crate) struct StandInProvider {
+    pub url: String,
+    ledger: Arc<Mutex<Ledger>>,
+}
+
+impl StandInProvider {
+    pub async fn start(first: FirstCharge) -> StandInProvider {
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let url = format!("http://127.0.0.1:{}", listener.local_addr().expect("address").port());
+        let ledger: Arc<Mutex<Ledger>> = Arc::default();
+        let shared = ledger.clone();
+        tokio::spawn(async move {
+            while let Ok((mut socket, _)) = listener.accept().await {
+                let ledger = shared.clone();
+                tokio::spawn(async move {
+                    let Some(asked) = read_request(&mut socket).await else { return };
+                    let Some((status, answer)) = ledger.lock().expect("not poisoned").answer(asked, first) else {
+                        // The answer is lost: the connection closes without one.
+                        return;
+                    };
+                    let answer = answer.to_string();
+                    let response = format!(
+                        "HTTP/1.1 {status}\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{answer}",
+                        answer.len()
+                    );
+                    let _ = socket.write_all(response.as_bytes()).await;
+                });
+            }
+        });
+        StandInProvider { url, ledger }
+    }
+
+    /// Every request it was sent, in order.
+    pub fn asked(&self) -> Vec<Asked> {
+        self.ledger.lock().expect("not poisoned").asked.clone()
+    }
+
+    /// How many charges and refunds it made (money moved), however often asked.
+    pub fn moved(&self) -> (usize, usize) {
+        let ledger = self.ledger.lock().expect("not poisoned");
+        (ledger.charges.len(), ledger.refunds.len())
+    }
+}
+
+impl Ledger {
+    /// The status line and body to answer `asked` with; `None` to drop the connection.
+    fn answer(&mut self, asked: Asked, first: FirstCharge) -> Option<(&'static str, Json)> {
+        self.asked.push(asked.clone());
+        let first_charge = asked.path == "/charges" && self.asked.iter().filter(|a| a.path == "/charges").count() == 1;
+        if first_charge && first == FirstCharge::Outage {
+            return Some(("503 Service Unavailable", json!({"error": "try again"})));
+        }
+        let key = asked.idempotency_key.clone();
+        let made = match asked.path.as_str() {
+            "/charges" => &mut self.charges,
+            "/refunds" => &mut self.refunds,
+            _ => return Some(("404 Not Found", json!({}))),
+        };
+        if let Some((_, answer)) = made.iter().find(|(k, _)| key.is_some() && *k == key) {
+            return Some(("200 OK", answer.clone()));
+        }
+        let answer = match asked.path.as_str() {
+            "/refunds" => json!({"id": format!("re_{}", made.len() + 1), "status": "refunded"}),
+            _ if asked.body["card_number"] == DECLINED => {
+                json!({"id": format!("ch_{}", made.len() + 1), "status": "declined", "reason": "insufficient funds"})
+            }
+            _ => json!({"id": format!("ch_{}", made.len() + 1), "status": "approved"}),
+        };
+        made.push((key, answer.clone()));
+        (!(first_charge && first == FirstCharge::AnswerLost)).then_some(("200 OK", answer))
+    }
+}
+
+/// The path, idempotency key and JSON body of one HTTP/1.1 request, sized by
+/// content-length or sent in chunks (as the host sends a component's request body).
+async fn read_request(socket: &mut tokio::net::TcpStream) -> Option<Asked> {
     let mut request = Vec::new();
     let mut buf = [0u8; 4096];
     let mut more = async |request: &mut Vec<u8>| -> Option<()> {
@@ -222,10 +285,12 @@ async fn read_request(socket: &mut tokio::net::TcpStream) -> Option<(String, Jso
         }
         more(&mut request).await?;
     };
-    let head = String::from_utf8_lossy(&request[..head_end]).to_ascii_lowercase();
+    let head = String::from_utf8_lossy(&request[..head_end]).into_owned();
     let path = head.split_whitespace().nth(1)?.to_owned();
     let header = |name: &str| {
-        head.lines().find_map(|line| line.split_once(':').filter(|(n, _)| *n == name).map(|(_, v)| v.trim().to_owned()))
+        head.lines().find_map(|line| {
+            line.split_once(':').filter(|(n, _)| n.eq_ignore_ascii_case(name)).map(|(_, v)| v.trim().to_owned())
+        })
     };
     let body = if header("transfer-encoding").is_some_and(|v| v.contains("chunked")) {
         while !request[head_end..].ends_with(b"0\r\n\r\n") {
@@ -249,16 +314,16 @@ async fn read_request(socket: &mut tokio::net::TcpStream) -> Option<(String, Jso
         }
         request[head_end..head_end + length].to_vec()
     };
-    Some((path, serde_json::from_slice(&body).unwrap_or(Json::Null)))
+    let idempotency_key = header("idempotency-key");
+    Some(Asked { path, idempotency_key, body: serde_json::from_slice(&body).unwrap_or(Json::Null) })
 }
 
 #[tokio::test]
 async fn a_real_provider_is_reached_over_http_and_retried_when_it_is_down() {
-    let (port, asked) = stand_in_provider().await;
-    let url = format!("http://127.0.0.1:{port}");
+    let provider = StandInProvider::start(FirstCharge::Outage).await;
     let store = Store::new(Backends::KafkaPostgres)
-        .variable("payment_provider_url", &url)
-        .variable("payment_provider_host", &url);
+        .variable("payment_provider_url", &provider.url)
+        .variable("payment_provider_host", &provider.url);
     let host = store.start();
     let ada = Client::new(&host).with_token(&token_for("u-ada", Role::Customer));
     save_cards(&store, &[("pm_ok", APPROVED), ("pm_declined", DECLINED)]);
@@ -266,10 +331,12 @@ async fn a_real_provider_is_reached_over_http_and_retried_when_it_is_down() {
     let paid = order_id("http-paid");
     reserved(&paid, "u-ada", "pm_ok", 2500);
     let payment = payment_with_status(&ada, &paid, "COMPLETED").await;
-    let charges: Vec<Json> = asked.lock().expect("not poisoned").iter().map(|(_, body)| body.clone()).collect();
+    let charges: Vec<Asked> = provider.asked().into_iter().filter(|asked| asked.path == "/charges").collect();
     assert_eq!(charges.len(), 2, "one outage, then the charge: {charges:?}");
+    let key = format!("charge-{paid}");
+    assert!(charges.iter().all(|charge| charge.idempotency_key.as_deref() == Some(key.as_str())), "{charges:?}");
     assert_eq!(
-        charges[1],
+        charges[1].body,
         json!({"order_id": paid, "amount": {"amount": 2500, "currency": "EUR"},
                "payment_method_token": "pm_ok", "card_number": APPROVED})
     );
@@ -282,11 +349,47 @@ async fn a_real_provider_is_reached_over_http_and_retried_when_it_is_down() {
     // A refund names the provider's charge.
     cancelled(&paid, "u-ada");
     payment_with_status(&ada, &paid, "REFUNDED").await;
-    let refunds: Vec<Json> =
-        asked.lock().expect("not poisoned").iter().filter(|(p, _)| p == "/refunds").map(|(_, b)| b.clone()).collect();
+    let refunds: Vec<Asked> = provider.asked().into_iter().filter(|asked| asked.path == "/refunds").collect();
+    assert_eq!(refunds.len(), 1, "{refunds:?}");
     assert_eq!(
-        refunds,
-        [json!({"payment_id": payment["id"], "order_id": paid, "charge_id": "ch_1",
-                "amount": {"amount": 2500, "currency": "EUR"}})]
+        refunds[0].body,
+        json!({"payment_id": payment["id"], "order_id": paid, "charge_id": "ch_1",
+                "amount": {"amount": 2500, "currency": "EUR"}})
     );
+    let refund_key = format!("refund-{}", payment["id"].as_str().unwrap_or_default());
+    assert_eq!(refunds[0].idempotency_key.as_deref(), Some(refund_key.as_str()));
+}
+
+/// A provider that charged but whose answer was lost is asked again with the same
+/// idempotency key, and charges once; the refund carries a key of its own.
+#[tokio::test]
+async fn a_charge_whose_answer_was_lost_is_made_once_on_the_embedded_defaults() {
+    let provider = StandInProvider::start(FirstCharge::AnswerLost).await;
+    let store = Store::new(Backends::Embedded)
+        .variable("payment_provider_url", &provider.url)
+        .variable("payment_provider_host", &provider.url)
+        .variable("shipping_dispatch", "on_pickup");
+    let host = store.start();
+    let client = Client::new(&host);
+    let (ada, _) = crate::support::register(&client, "ada", json!({})).await;
+    crate::orders::fill_cart(&ada, &[(3, 1)]).await;
+    let placed = crate::orders::checkout(&ada, APPROVED).await;
+    assert_eq!(placed.status, 202, "{placed:?}");
+    let order_id = placed.body["id"].as_str().expect("an order id").to_owned();
+
+    let payment = payment_with_status(&ada, &order_id, "COMPLETED").await;
+    let charges: Vec<Asked> = provider.asked().into_iter().filter(|asked| asked.path == "/charges").collect();
+    assert!(charges.len() >= 2, "the first answer was lost, so payments asked again: {charges:?}");
+    assert_eq!(provider.moved(), (1, 0), "charged once: {charges:?}");
+    let key = format!("charge-{order_id}");
+    assert!(charges.iter().all(|charge| charge.idempotency_key.as_deref() == Some(key.as_str())), "{charges:?}");
+
+    crate::orders::order_reaches(&ada, &order_id, "CONFIRMED").await;
+    let cancelled = ada.post(&format!("/api/orders/{order_id}/cancel"), json!({})).await;
+    assert_eq!(cancelled.status, 200, "{cancelled:?}");
+    payment_with_status(&ada, &order_id, "REFUNDED").await;
+    let refunds: Vec<Asked> = provider.asked().into_iter().filter(|asked| asked.path == "/refunds").collect();
+    let refund_key = format!("refund-{}", payment["id"].as_str().unwrap_or_default());
+    assert!(refunds.iter().all(|refund| refund.idempotency_key.as_deref() == Some(refund_key.as_str())), "{refunds:?}");
+    assert_eq!(provider.moved(), (1, 1), "charged once, refunded once");
 }

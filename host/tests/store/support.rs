@@ -296,9 +296,23 @@ impl Client {
     }
 
     pub async fn send(&self, method: reqwest::Method, path: &str, body: Option<Json>) -> Answer {
+        self.send_with_headers(method, path, body, &[]).await
+    }
+
+    /// [`Client::send`] with request headers of its own (e.g. `Idempotency-Key`).
+    pub async fn send_with_headers(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<Json>,
+        headers: &[(&str, &str)],
+    ) -> Answer {
         let mut request = self.http.request(method.clone(), format!("{}{path}", self.base));
         if let Some(token) = &self.token {
             request = request.bearer_auth(token);
+        }
+        for (name, value) in headers {
+            request = request.header(*name, *value);
         }
         if let Some(body) = body {
             request = request.json(&body);
