@@ -53,7 +53,7 @@ export class ApiError extends Error {
   }
 }
 
-export async function api(path, { method = 'GET', body, query } = {}) {
+export async function api(path, { method = 'GET', body, query, headers: extra = {} } = {}) {
   let url = path;
   if (query) {
     const qs = new URLSearchParams();
@@ -63,7 +63,7 @@ export async function api(path, { method = 'GET', body, query } = {}) {
     const s = qs.toString();
     if (s) url += (url.includes('?') ? '&' : '?') + s;
   }
-  const headers = { Accept: 'application/json' };
+  const headers = { Accept: 'application/json', ...extra };
   if (body !== undefined) headers['Content-Type'] = 'application/json';
   if (session.token) headers.Authorization = `Bearer ${session.token}`;
   let res;
@@ -147,7 +147,9 @@ export function explain(err, context = '') {
         if (detail.includes('email')) fields.email = 'This e-mail is already registered.';
         else if (detail.includes('username')) fields.username = 'This username is already taken.';
       } else if (context === 'cancel') {
-        message = 'This order can no longer be cancelled.';
+        message = detail.includes('has left')
+          ? 'Your parcel has already left, so this order can no longer be cancelled. Nothing was refunded.'
+          : 'This order can no longer be cancelled.';
       } else {
         message = 'That cannot be done right now: something changed in the meantime. Please reload and try again.';
       }
@@ -168,6 +170,20 @@ export function explain(err, context = '') {
         : 'Something went wrong. Please try again.';
   }
   return { message, fields };
+}
+
+/**
+ * An Idempotency-Key for a checkout: one per distinct request, so that sending the
+ * same order again (a double click, a retry after the network failed) places it once,
+ * while a corrected form is a new checkout. `previous` is `{request, key}` of the last
+ * one sent.
+ */
+export function checkoutKey(previous, request) {
+  const text = JSON.stringify(request);
+  if (previous && previous.request === text) return previous;
+  // getRandomValues works outside secure contexts too (a shop served over plain HTTP).
+  const bytes = crypto.getRandomValues(new Uint8Array(16));
+  return { request: text, key: Array.from(bytes, (b) => b.toString(16).padStart(2, '0')).join('') };
 }
 
 // Money: integer minor units with a currency.

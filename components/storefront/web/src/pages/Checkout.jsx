@@ -1,5 +1,5 @@
 import { useEffect, useState } from 'preact/hooks';
-import { api, explain, formatMoney } from '../api.js';
+import { api, checkoutKey, explain, formatMoney } from '../api.js';
 import { Link, navigate } from '../router.jsx';
 import { setCartCount, useSession } from '../state.js';
 import { ErrorBox, Field, Loading, PleaseLogIn, usePageTitle } from '../ui.jsx';
@@ -15,6 +15,8 @@ export function Checkout() {
   const [errors, setErrors] = useState({});
   const [error, setError] = useState('');
   const [busy, setBusy] = useState(false);
+  // The Idempotency-Key of the last checkout sent, with what it sent.
+  const [sent, setSent] = useState(null);
   const set = (k) => (v) => setF({ ...f, [k]: v });
 
   useEffect(() => {
@@ -37,8 +39,11 @@ export function Checkout() {
     };
     if (f.line2.trim()) shipping_address.line2 = f.line2.trim();
     setBusy(true);
+    const body = { shipping_address, payment: { card_number: f.card_number.trim() } };
+    const attempt = checkoutKey(sent, body);
+    setSent(attempt);
     try {
-      const order = await api('/api/orders', { method: 'POST', body: { shipping_address, payment: { card_number: f.card_number.trim() } } });
+      const order = await api('/api/orders', { method: 'POST', body, headers: { 'Idempotency-Key': attempt.key } });
       setCartCount(0);
       navigate(`/orders/${order.id}`, { replace: true });
     } catch (err) {

@@ -93,10 +93,13 @@ export function OrderPage({ params }) {
   const cancel = async () => {
     setBusy(true); setCancelError(''); setCancelMsg('');
     try {
-      await api(`/api/orders/${encodeURIComponent(id)}/cancel`, { method: 'POST' });
-      setCancelMsg('Your order is being cancelled.');
+      merge(await api(`/api/orders/${encodeURIComponent(id)}/cancel`, { method: 'POST' }));
+      setCancelMsg('Your order is cancelled. Anything you paid is being refunded.');
+    } catch (e) {
+      setCancelError(explain(e, 'cancel').message);
+      // A refused cancel: the order has moved on (its parcel left); show where it is.
       fetchOrder().catch(() => {});
-    } catch (e) { setCancelError(explain(e, 'cancel').message); } finally { setBusy(false); }
+    } finally { setBusy(false); }
   };
 
   const history = order.history || [];
