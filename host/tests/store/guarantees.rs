@@ -16,11 +16,11 @@ use futures::future::join_all;
 use serde_json::{Value as Json, json};
 
 use crate::orders::{
-    APPROVED_CARD, CARRIER_TOKEN, SAGA_STEP, address, carrier_reports, checkout, fill_cart, order_reaches, shopper,
-    statuses_until, stock_is,
+    APPROVED_CARD, SAGA_STEP, address, carrier_reports, checkout, fill_cart, order_reaches, shopper, statuses_until,
+    stock_is,
 };
 use crate::payments::{FirstCharge, StandInProvider};
-use crate::support::{Answer, Backends, Client, Store, get_until};
+use crate::support::{Answer, Backends, CARRIER_TOKEN, Client, Store, get_until};
 
 // ---- No order both refunded and shipped ------------------------------------------
 
