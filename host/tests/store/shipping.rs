@@ -64,6 +64,10 @@ async fn the_webhook_is_the_carriers_and_shipments_need_a_token() {
 
     assert_eq!(client.get("/api/shipments/order-1").await.status, 401);
     assert_eq!(client.with_token(&issued_token(Role::Customer)).get("/api/shipments/order-1").await.status, 404);
+
+    // Only orders stops a parcel, by chaining: no public route leads there.
+    let stop = client.post("/internal/shipments/order-1/stop", json!({"reason": "cancelled by the customer"})).await;
+    assert_eq!(stop.status, 404, "{stop:?}");
 }
 
 /// Waits until the order has a shipment; answers it.
