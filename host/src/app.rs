@@ -46,6 +46,35 @@ pub struct UpOptions {
     /// This host's name among the hosts of one PostgreSQL database. Default: the
     /// machine's name and the state dir.
     pub host_id: Option<String>,
+    /// Serve even while secret variables hold their manifest defaults (or keys are
+    /// too short): for a developer's own machine, never for one others can reach.
+    pub allow_default_secrets: bool,
+}
+
+/// Refuses to serve with weak secrets, naming each and how to set it; with the
+/// development switch, serves and says loudly which are weak.
+fn check_secrets(manifest: &Manifest, variables: &AppVariables, allow_default_secrets: bool) -> Result<()> {
+    let weak = variables.weak_secrets(manifest);
+    if weak.is_empty() {
+        return Ok(());
+    }
+    let list: Vec<String> = weak.iter().map(|w| format!("  - {w}")).collect();
+    if allow_default_secrets {
+        let names: Vec<&str> = weak.iter().map(|w| w.name.as_str()).collect();
+        tracing::warn!(
+            "serving with development secrets ({}), as --allow-default-secrets asks: anyone who \
+             reads {} can sign tokens or log in here; never let others reach this host",
+            names.join(", "),
+            manifest.path.display()
+        );
+        return Ok(());
+    }
+    Err(anyhow!(
+        "{}: refusing to start with unsafe secrets:\n{}\nFor development on this machine only, \
+         `estore up --allow-default-secrets` serves with them.",
+        manifest.path.display(),
+        list.join("\n")
+    ))
 }
 
 /// Where an application keeps its state when not told: `.estore` beside the manifest.
@@ -55,6 +84,8 @@ pub fn default_state_dir(manifest: &Manifest) -> PathBuf {
 
 pub async fn up(options: UpOptions) -> Result<()> {
     let manifest = Arc::new(Manifest::load(&options.manifest)?);
+    let variables = AppVariables::resolve(&manifest, |name| std::env::var(name).ok())?;
+    check_secrets(&manifest, &variables, options.allow_default_secrets)?;
     manifest.check_sources()?;
     let runtime = match &options.runtime_config {
         Some(path) => RuntimeConfig::load(path)?,
@@ -85,7 +116,6 @@ pub async fn up(options: UpOptions) -> Result<()> {
         cache_dir: options.cache_dir.clone().unwrap_or_else(|| state_dir.join("cache")),
     })?;
 
-    let variables = AppVariables::resolve(&manifest, |name| std::env::var(name).ok())?;
     let key_value = KeyValueStores::open(&manifest, &runtime, &state_dir).await?;
     let mut sql = crate::capability::sql::open_all(&manifest, &runtime, &state_dir).await?;
     let mailer = Mailer::for_app(&manifest, &runtime, &state_dir)?;

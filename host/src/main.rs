@@ -105,6 +105,10 @@ struct UpArgs {
     /// Build the components before starting.
     #[arg(long)]
     build: bool,
+    /// Serve even while `secret = true` variables hold their manifest defaults or
+    /// keys are shorter than 32 bytes. Development only: the defaults are public.
+    #[arg(long)]
+    allow_default_secrets: bool,
 }
 
 #[derive(Args)]
@@ -155,6 +159,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                     cache_dir: None,
                     admin_listen: ([127, 0, 0, 1], 0).into(),
                     host_id: None,
+                    allow_default_secrets: false,
                 });
             }
             Ok(())
@@ -172,6 +177,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 cache_dir: args.cache_dir,
                 admin_listen: args.admin_listen,
                 host_id: args.host_id,
+                allow_default_secrets: args.allow_default_secrets,
             })
         }
         Command::Deploy(args) => {

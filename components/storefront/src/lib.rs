@@ -9,6 +9,9 @@
 //!   (`/orders/42`): it gets `index.html`, and the app's router draws the page.
 //! - Anything else is a 404, as is any other method than GET and HEAD on a path that
 //!   names no file of the build (the app serves pages, it takes no requests).
+//! - Every answer carries [`SECURITY_HEADERS`]: a content security policy that lets
+//!   the page run only the shop's own scripts and talk only to its own origin, no
+//!   framing (clickjacking), no referrer beyond the origin, no content-type sniffing.
 
 use spin_sdk::http::{Method, Request, Response};
 use spin_sdk::http_component;
@@ -17,6 +20,17 @@ use spin_sdk::http_component;
 const SITE: &str = "/site";
 const IMMUTABLE: &str = "public, max-age=31536000, immutable";
 const REVALIDATE: &str = "no-cache";
+/// The app is one origin's files and API: scripts, styles, fonts and requests all
+/// stay on it (`data:` images only for the built-in blank favicon), and nothing may
+/// frame it, post it elsewhere or reset its base URL.
+const CONTENT_SECURITY_POLICY: &str = "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; \
+     connect-src 'self'; font-src 'self'; object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'";
+const SECURITY_HEADERS: [(&str, &str); 4] = [
+    ("content-security-policy", CONTENT_SECURITY_POLICY),
+    ("x-frame-options", "DENY"),
+    ("referrer-policy", "same-origin"),
+    ("x-content-type-options", "nosniff"),
+];
 
 #[http_component]
 fn handle(req: Request) -> Response {
@@ -26,7 +40,7 @@ fn handle(req: Request) -> Response {
         if !is_file {
             return not_found(req.path());
         }
-        return Response::builder().status(405).header("allow", "GET, HEAD").body("only GET and HEAD are served here").build();
+        return answer(405).header("allow", "GET, HEAD").body("only GET and HEAD are served here").build();
     }
     let head_only = *req.method() == Method::Head;
     let answer = match site_file(req.path()) {
@@ -64,19 +78,27 @@ fn serve(file: &str, head_only: bool) -> Option<Response> {
     let length = bytes.len().to_string();
     let body = if head_only { Vec::new() } else { bytes };
     Some(
-        Response::builder()
-            .status(200)
+        answer(200)
             .header("content-type", content_type(file))
             .header("content-length", length)
             .header("cache-control", caching)
-            .header("x-content-type-options", "nosniff")
             .body(body)
             .build(),
     )
 }
 
 fn not_found(path: &str) -> Response {
-    Response::builder().status(404).header("content-type", "text/plain; charset=utf-8").body(format!("nothing at {path}")).build()
+    answer(404).header("content-type", "text/plain; charset=utf-8").body(format!("nothing at {path}")).build()
+}
+
+/// A response with `status` and the [`SECURITY_HEADERS`] every answer carries.
+fn answer(status: u16) -> spin_sdk::http::ResponseBuilder {
+    let mut builder = Response::builder();
+    builder.status(status);
+    for (name, value) in SECURITY_HEADERS {
+        builder.header(name, value);
+    }
+    builder
 }
 
 fn content_type(file: &str) -> &'static str {
@@ -107,6 +129,15 @@ mod tests {
         assert_eq!(site_file("/assets/index-3f2a.js").as_deref(), Some("/site/assets/index-3f2a.js"));
         for escape in ["/../etc/passwd", "/assets/../../x", "/./index.html", "/a\\b", "/a\0b"] {
             assert_eq!(site_file(escape), None, "{escape:?}");
+        }
+    }
+
+    #[test]
+    fn every_answer_carries_the_security_headers() {
+        for response in [not_found("/x"), answer(405).body("").build()] {
+            for (name, value) in SECURITY_HEADERS {
+                assert_eq!(response.header(name).and_then(|v| v.as_str()), Some(value), "{name}");
+            }
         }
     }
 

@@ -164,6 +164,10 @@ impl LineWriter {
     fn emit(&self, line: &[u8]) {
         let line = String::from_utf8_lossy(line);
         let line = line.trim_end_matches('\r');
+        // A blank line says nothing, and as a stderr warning it only raises alarms.
+        if line.trim().is_empty() {
+            return;
+        }
         self.span.in_scope(|| match self.stream {
             LogStream::Stdout => tracing::info!(component = %self.component, stream = "stdout", "{line}"),
             LogStream::Stderr => tracing::warn!(component = %self.component, stream = "stderr", "{line}"),

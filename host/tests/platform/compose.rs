@@ -28,13 +28,21 @@ use crate::harness::{ESTORE, Host, compiled_cache, get, workspace};
 
 const SERVICES: [&str; 3] = ["kafka", "postgres", "store"];
 
+/// The store's secrets, which compose takes from its environment and hands the store
+/// as the manifest's variables.
+const SECRETS: [(&str, &str, &str); 3] = [
+    ("ESTORE_TOKEN_SECRET", "SPIN_VARIABLE_TOKEN_SECRET", "compose-test-token-secret-0123456789abcdef"),
+    ("ESTORE_ADMIN_PASSWORD", "SPIN_VARIABLE_ADMIN_PASSWORD", "compose-test-admin-password"),
+    ("ESTORE_CARRIER_TOKEN", "SPIN_VARIABLE_CARRIER_TOKEN", "compose-test-carrier-token"),
+];
+
 /// The compose file as the compose tool read it: validated, normalised (relative
 /// paths made absolute), as JSON. Computed once per test run.
 fn compose_config() -> &'static Value {
     static CONFIG: OnceLock<Value> = OnceLock::new();
     CONFIG.get_or_init(|| {
         let file = workspace().join("docker-compose.yml");
-        let (tool, output) = run_compose_config(&file);
+        let (tool, output) = run_compose_config(&file, &SECRETS.map(|(name, _, value)| (name, value)));
         assert!(
             output.status.success(),
             "`{tool} -f {} config` refused the compose file:\n{}{}",
@@ -50,11 +58,16 @@ fn compose_config() -> &'static Value {
     })
 }
 
-/// Runs `config` with whichever compose is installed; returns its name and output
-/// (JSON for Compose v2, YAML for v1).
-fn run_compose_config(file: &Path) -> (String, Output) {
+/// Runs `config` with whichever compose is installed, with `environment` and none of
+/// the store's secrets from the test's own; returns its name and output (JSON for
+/// Compose v2, YAML for v1).
+fn run_compose_config(file: &Path, environment: &[(&str, &str)]) -> (String, Output) {
     let run = |program: &str, args: &[&str]| {
-        Command::new(program)
+        let mut command = Command::new(program);
+        for (name, ..) in SECRETS {
+            command.env_remove(name);
+        }
+        command
             .args(args)
             .arg("-f")
             .arg(file)
@@ -63,6 +76,7 @@ fn run_compose_config(file: &Path) -> (String, Output) {
             .current_dir(workspace())
             .env_remove("COMPOSE_FILE")
             .env_remove("COMPOSE_PROFILES")
+            .envs(environment.iter().copied())
             .output()
             .unwrap_or_else(|e| panic!("run {program}: {e}"))
     };
@@ -261,11 +275,13 @@ fn compose_builds_and_serves_the_store_on_port_3000() {
     let command = words(&store["command"]);
     assert_eq!(command.first().map(String::as_str), Some("up"), "the store runs `estore up`: {command:?}");
     assert_eq!(store_arg("--listen"), "0.0.0.0:3000");
+    // On loopback unless the operator says otherwise: the store is for a proxy in
+    // front of it, not for every interface of the machine.
     let published = store["ports"].as_array().expect("the store publishes a port").iter().any(|p| match p {
-        Value::String(s) => s.trim_end_matches("/tcp").ends_with("3000:3000"),
-        p => text(&p["published"]) == "3000" && text(&p["target"]) == "3000",
+        Value::String(s) => s.trim_end_matches("/tcp") == "127.0.0.1:3000:3000",
+        p => text(&p["host_ip"]) == "127.0.0.1" && text(&p["published"]) == "3000" && text(&p["target"]) == "3000",
     });
-    assert!(published, "port 3000 published: {}", store["ports"]);
+    assert!(published, "port 3000 published on 127.0.0.1: {}", store["ports"]);
 
     let state = store_arg("--state-dir");
     let (volume, ..) = mounts(store)
@@ -273,6 +289,22 @@ fn compose_builds_and_serves_the_store_on_port_3000() {
         .find(|(_, target, _)| *target == state)
         .unwrap_or_else(|| panic!("the state dir {state} should be a volume"));
     assert!(named_volumes().contains(&volume), "the state dir is a named volume, not {volume}");
+}
+
+#[test]
+fn compose_hands_the_store_the_secrets_of_its_environment() {
+    let store = service("store");
+    for (_, variable, value) in SECRETS {
+        assert_eq!(env(store, variable).as_deref(), Some(value), "the store's {variable}");
+    }
+}
+
+#[test]
+fn compose_refuses_to_start_without_the_stores_secrets() {
+    let (tool, output) = run_compose_config(&workspace().join("docker-compose.yml"), &[]);
+    let printed = format!("{}{}", String::from_utf8_lossy(&output.stdout), String::from_utf8_lossy(&output.stderr));
+    assert!(!output.status.success(), "`{tool} config` accepted the compose file without secrets:\n{printed}");
+    assert!(printed.contains("set ESTORE_TOKEN_SECRET to at least 32 random bytes"), "{printed}");
 }
 
 #[test]
@@ -460,7 +492,8 @@ async fn compose_image_app_folder_is_enough_to_serve() {
         .arg(compiled_cache())
         .env("RUST_LOG", "info")
         .env_remove("ESTORE_LISTEN")
-        .env_remove("ESTORE_RUNTIME_CONFIG");
+        .env_remove("ESTORE_RUNTIME_CONFIG")
+        .envs(SECRETS.map(|(_, variable, value)| (variable, value)));
     let host = Host::start(command);
     let (status, body) = get(&host.url("/api")).await;
     assert_eq!(status, 200, "GET /api on the staged app: {body}\nlog:\n{}", host.log());

@@ -19,6 +19,7 @@ mod observability;
 mod outbound;
 mod postgres;
 mod routing;
+mod secrets;
 mod shutdown;
 mod smtp;
 mod sql;

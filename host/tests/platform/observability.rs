@@ -99,4 +99,16 @@ async fn json_log_lines_say_which_request_they_are_about() {
     assert_eq!(line["span"]["component"], "hello", "{line}");
     assert_eq!(line["span"]["trace_id"], trace_id, "{line}");
     assert_eq!(line["stream"], "stdout", "{line}");
+
+    // The component wrote blank lines to stderr before this one: none is logged.
+    host.wait_for_log(&["hello stderr line"]);
+    let blank: Vec<String> = host
+        .log()
+        .lines()
+        .filter_map(|line| serde_json::from_str::<Value>(line).ok())
+        .filter(|line| line["fields"]["stream"] == "stderr" || line["stream"] == "stderr")
+        .filter(|line| line["fields"]["message"].as_str().or(line["message"].as_str()).is_none_or(|m| m.trim().is_empty()))
+        .map(|line| line.to_string())
+        .collect();
+    assert!(blank.is_empty(), "blank guest lines were logged: {blank:?}");
 }

@@ -60,11 +60,37 @@ fn run_scenarios(host: &Host, environment: &[(&str, &str)], only: Option<&str>) 
 
 /// A shopper buys with the approve card and with the decline card (on a phone), an
 /// admin changes stock in the console, and API errors show in words.
-#[test]
-fn shoppers_and_an_admin_use_the_store_in_a_browser() {
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shoppers_and_an_admin_use_the_store_in_a_browser() {
     let store = Store::new(Backends::Embedded);
     let host = store.start();
-    run_scenarios(&host, &[], None);
+    pages_carry_their_security_headers(&host).await;
+    tokio::task::block_in_place(|| run_scenarios(&host, &[], None));
+}
+
+/// Whatever the storefront answers (the shop's page, a page of the app, a built
+/// script, a miss) carries its content security policy and the headers beside it;
+/// the scenarios then show the shop working within them.
+async fn pages_carry_their_security_headers(host: &Host) {
+    let page = reqwest::get(host.url("/")).await.expect("GET /");
+    let html = page.text().await.expect("the shop's page");
+    let script = html
+        .split("src=\"")
+        .nth(1)
+        .and_then(|rest| rest.split('"').next())
+        .unwrap_or_else(|| panic!("the shop's page names its script: {html}"))
+        .to_owned();
+    for path in ["/", "/orders/42", script.as_str(), "/no-such-file.png"] {
+        let answer = reqwest::get(host.url(path)).await.unwrap_or_else(|e| panic!("GET {path}: {e}"));
+        let header = |name: &str| answer.headers().get(name).and_then(|v| v.to_str().ok()).unwrap_or_default().to_owned();
+        let policy = header("content-security-policy");
+        for directive in ["script-src 'self'", "frame-ancestors 'none'", "object-src 'none'"] {
+            assert!(policy.contains(directive), "{path}: {directive} in {policy:?}");
+        }
+        assert_eq!(header("x-frame-options"), "DENY", "{path}");
+        assert_eq!(header("referrer-policy"), "same-origin", "{path}");
+        assert_eq!(header("x-content-type-options"), "nosniff", "{path}");
+    }
 }
 
 /// On Kafka and PostgreSQL, with `welcome` deployed over and a message inventory

@@ -9,13 +9,11 @@ use serde_json::{Value as Json, json};
 
 use crate::notifications::{SmsProvider, mails_to, notifying_store, record, status_is};
 use crate::smtp::SmtpServer;
-use crate::support::{Answer, Backends, Client, EventStream, Store, get_until, register};
+use crate::support::{Answer, Backends, CARRIER_TOKEN, Client, EventStream, Store, get_until, register};
 
 /// The default payment provider's test cards (domain.md).
 pub(crate) const APPROVED_CARD: &str = "4242 4242 4242 4242";
 const DECLINED_CARD: &str = "4000000000000002";
-/// spin.toml's default `carrier_token`.
-const CARRIER_TOKEN: &str = "carrier-dev-token";
 /// How long a saga step may take on a loaded test machine (as `get_until`).
 const SAGA_STEP: Duration = Duration::from_secs(60);
 

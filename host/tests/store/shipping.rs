@@ -9,11 +9,9 @@ use estore_shared::auth::Role;
 use serde_json::{Value as Json, json};
 
 use crate::support::{
-    Backends, Client, Store, get_until, issued_token, produce_event, published, token_for, unique_id as order_id,
+    Backends, CARRIER_TOKEN, Client, Store, get_until, issued_token, produce_event, published, token_for,
+    unique_id as order_id,
 };
-
-/// The manifest's default `carrier_token`.
-const CARRIER_TOKEN: &str = "carrier-dev-token";
 
 fn address(country: &str) -> Json {
     json!({"name": "Ada Lovelace", "line1": "1 Main St", "city": "Graz", "postal_code": "8010", "country": country})

@@ -12,9 +12,14 @@ use serde_json::Value as Json;
 
 use crate::harness::{ESTORE, Host, compiled_cache, workspace};
 
-/// The administrator the store creates at start (the variables' defaults).
+/// The administrator the store creates at start: the manifest's e-mail, and the
+/// password the tests set (the manifest's default is public, and refused).
 pub const ADMIN_EMAIL: &str = "admin@estore.local";
-pub const ADMIN_PASSWORD: &str = "admin-password";
+pub const ADMIN_PASSWORD: &str = "admin-password-of-the-tests";
+/// The secrets every store under test is started with, as an operator sets them
+/// (`SPIN_VARIABLE_<NAME>`): `estore up` refuses the manifest's defaults.
+pub const TOKEN_SECRET: &str = "token-secret-of-the-store-tests-3f9c1a7e";
+pub const CARRIER_TOKEN: &str = "carrier-token-of-the-tests";
 
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub enum Backends {
@@ -125,7 +130,11 @@ impl Store {
         };
         let runtime_config = dir.path().join("runtime-config.toml");
         std::fs::write(&runtime_config, config).expect("write runtime config");
-        Store { dir, runtime_config, environment: Vec::new(), backends, database, store_id }
+        let environment = [("TOKEN_SECRET", TOKEN_SECRET), ("ADMIN_PASSWORD", ADMIN_PASSWORD), ("CARRIER_TOKEN", CARRIER_TOKEN)]
+            .into_iter()
+            .map(|(name, value)| (format!("SPIN_VARIABLE_{name}"), value.to_owned()))
+            .collect();
+        Store { dir, runtime_config, environment, backends, database, store_id }
     }
 
     /// A second host of this store: its own state dir, the same runtime config,
@@ -324,8 +333,6 @@ impl Client {
     }
 }
 
-/// The manifest's default `token_secret` (spin.toml), which the store under test uses.
-pub const TOKEN_SECRET: &str = "development-secret-change-me";
 
 /// A token for `role`, issued as the users service issues them at login, so that a
 /// service's tests need no account.

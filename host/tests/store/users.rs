@@ -178,8 +178,19 @@ async fn only_admins_list_users_and_others_are_hidden(backends: Backends) {
     let erin_id = erin["id"].as_str().unwrap_or_default();
     assert_eq!(erin_client.get(&format!("/api/users/{erin_id}")).await.status, 200);
 
-    // The admin account exists from the start, with the variables' defaults
-    // (`admin` logs in with them).
+    // An administrator's token signed with the manifest's public default secret is
+    // worth nothing: the store runs with the operator's secret (the host refuses to
+    // start on the default).
+    let claims = estore_shared::auth::Claims {
+        sub: erin_id.to_owned(),
+        role: estore_shared::auth::Role::Admin,
+        exp: estore_shared::clock::now_unix() + 3600,
+    };
+    let public_default = estore_shared::auth::issue(b"development-secret-change-me", &claims);
+    assert_problem(&client.with_token(&public_default).get("/api/users").await, 401);
+
+    // The admin account exists from the start, with the e-mail of the variables'
+    // defaults and the password the tests set (`admin` logs in with them).
     let admin = client.admin().await;
     let me = admin.get("/api/users/me").await;
     assert_eq!((me.body["email"].as_str(), me.body["role"].as_str()), (Some(ADMIN_EMAIL), Some("admin")));

@@ -75,6 +75,9 @@ function browserTest(name, options, body, testOptions = {}) {
     page.on('console', (m) => { if (m.type() === 'error') consoleErrors.push(m.text()); });
     try {
       await body(page, context);
+      // The storefront serves a content security policy: the shop must live within it.
+      const refused = consoleErrors.filter((e) => /Content Security Policy/i.test(e));
+      assert.deepEqual(refused, [], 'the page broke its content security policy');
     } catch (err) {
       for (const p of context.pages()) {
         const file = join(ARTIFACTS, `${slug(name)}-failure${p === page ? '' : `-${context.pages().indexOf(p)}`}.png`);
