@@ -275,6 +275,14 @@ impl Client {
         &self.base
     }
 
+    /// This client connecting from another loopback address (`127.0.0.2`, ...), as a
+    /// client elsewhere on the network would: the store sees its own address.
+    pub fn from_address(&self, ip: &str) -> Client {
+        let ip: std::net::IpAddr = ip.parse().expect("an IP address");
+        let http = reqwest::Client::builder().local_address(ip).build().expect("a client bound to the address");
+        Client { http, ..self.clone() }
+    }
+
     pub fn with_token(&self, token: &str) -> Client {
         Client { token: Some(token.to_owned()), ..self.clone() }
     }
@@ -374,8 +382,12 @@ pub async fn published(topic: &str, key: &str, count: usize) -> Vec<Json> {
 
 /// A token for user `sub` with `role`, as the users service issues them at login.
 pub fn token_for(sub: &str, role: estore_shared::auth::Role) -> String {
-    let claims =
-        estore_shared::auth::Claims { sub: sub.to_owned(), role, exp: estore_shared::clock::now_unix() + 3600 };
+    let claims = estore_shared::auth::Claims {
+        sub: sub.to_owned(),
+        role,
+        exp: estore_shared::clock::now_unix() + 3600,
+        iat_ms: estore_shared::clock::now_unix_ms(),
+    };
     estore_shared::auth::issue(TOKEN_SECRET.as_bytes(), &claims)
 }
 
