@@ -7,6 +7,7 @@
 //! silently fall back to a default.
 
 use std::collections::BTreeMap;
+use std::num::NonZeroU64;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -59,6 +60,9 @@ pub struct RuntimeConfig {
     pub limits: Limits,
     #[serde(default)]
     pub key_value_store: BTreeMap<String, KeyValueStoreConfig>,
+    /// `[key_value]`: the quota of every key-value store that does not set its own.
+    #[serde(default)]
+    pub key_value: KeyValueQuota,
     #[serde(default)]
     pub sql: SqlConfig,
     #[serde(default)]
@@ -231,13 +235,28 @@ pub struct Limits {
     pub max_instances: Option<u32>,
 }
 
-/// `[key_value_store.<label>]`, as in Spin. Only the embedded SQLite backend (`spin`)
-/// exists so far.
+/// `[key_value_store.<label>]`, as in Spin, plus the store's own quota. Only the
+/// embedded SQLite backend (`spin`) exists so far.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields, tag = "type", rename_all = "snake_case")]
 pub enum KeyValueStoreConfig {
-    Spin { path: Option<PathBuf> },
+    Spin { path: Option<PathBuf>, max_entries: Option<NonZeroU64>, max_bytes: Option<NonZeroU64> },
 }
+
+/// How much one key-value store may hold, so that a component writing distinct keys
+/// in a loop fills its quota, not the disk. A store's bytes are its keys' and values'
+/// lengths. Zero is refused when the file is read (`NonZeroU64`).
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct KeyValueQuota {
+    pub max_entries: Option<NonZeroU64>,
+    pub max_bytes: Option<NonZeroU64>,
+}
+
+/// The quota of a store that sets none: generous for caches and small state, far
+/// below what fills a disk.
+pub const DEFAULT_KEY_VALUE_MAX_ENTRIES: u64 = 100_000;
+pub const DEFAULT_KEY_VALUE_MAX_BYTES: u64 = 64 * 1024 * 1024;
 
 impl RuntimeConfig {
     /// Reads the file, resolving relative paths in it against the file's directory.
@@ -259,7 +278,7 @@ impl RuntimeConfig {
         })?;
         let dir = path.parent().unwrap_or(Path::new("."));
         for store in config.key_value_store.values_mut() {
-            let KeyValueStoreConfig::Spin { path: Some(p) } = store else { continue };
+            let KeyValueStoreConfig::Spin { path: Some(p), .. } = store else { continue };
             if p.is_relative() {
                 *p = dir.join(&*p);
             }
@@ -356,6 +375,22 @@ impl RuntimeConfig {
 
     pub fn max_instances(&self) -> u32 {
         self.limits.max_instances.unwrap_or(DEFAULT_MAX_INSTANCES)
+    }
+
+    /// Store `label`'s quota (entries, bytes): its own section's, else `[key_value]`'s,
+    /// else the defaults.
+    pub fn key_value_quota(&self, label: &str) -> (u64, u64) {
+        let own = match self.key_value_store.get(label) {
+            Some(KeyValueStoreConfig::Spin { max_entries, max_bytes, .. }) => {
+                KeyValueQuota { max_entries: *max_entries, max_bytes: *max_bytes }
+            }
+            None => KeyValueQuota::default(),
+        };
+        let pick = |own: Option<NonZeroU64>, all: Option<NonZeroU64>, default| own.or(all).map_or(default, NonZeroU64::get);
+        (
+            pick(own.max_entries, self.key_value.max_entries, DEFAULT_KEY_VALUE_MAX_ENTRIES),
+            pick(own.max_bytes, self.key_value.max_bytes, DEFAULT_KEY_VALUE_MAX_BYTES),
+        )
     }
 
     /// The bus and delivery policy: the runtime config wins over the manifest's
@@ -647,6 +682,24 @@ mod tests {
                 assert!(e.contains(needle), "`{needle}` not in: {e}");
             }
         }
+    }
+
+    #[test]
+    fn key_value_quotas_come_from_the_store_then_all_stores_then_the_defaults() {
+        let defaults = RuntimeConfig::default();
+        assert_eq!(defaults.key_value_quota("default"), (DEFAULT_KEY_VALUE_MAX_ENTRIES, DEFAULT_KEY_VALUE_MAX_BYTES));
+        let ours = config(
+            "[key_value]\nmax_entries = 50\n[key_value_store.cache]\ntype = \"spin\"\nmax_bytes = 4096\n\
+             [key_value_store.big]\ntype = \"spin\"\nmax_entries = 900\nmax_bytes = 9000\n",
+        );
+        assert_eq!(ours.key_value_quota("default"), (50, DEFAULT_KEY_VALUE_MAX_BYTES));
+        assert_eq!(ours.key_value_quota("cache"), (50, 4096));
+        assert_eq!(ours.key_value_quota("big"), (900, 9000));
+        for text in ["[key_value]\nmax_entries = 0\n", "[key_value_store.c]\ntype = \"spin\"\nmax_bytes = 0\n"] {
+            let e = config_error(text);
+            assert!(e.starts_with(FILE) && e.contains("nonzero"), "{e}");
+        }
+        assert!(config_error("[key_value]\nmax_keys = 5\n").contains("unknown field `max_keys`"));
     }
 
     #[test]

@@ -1,8 +1,8 @@
 //! payments: the card vault, and the charges and refunds of the order saga.
 //!
 //! - `POST /internal/payment-methods` (private: reached only by chaining, from orders
-//!   at checkout) keeps a card number in the vault and answers its token; nothing but
-//!   the vault ever holds the number.
+//!   at checkout) keeps a card number in the [`vault`] (sealed, and only for the
+//!   refund window) and answers its token; nothing but the vault ever holds the number.
 //! - `GET /api/payments/{order_id}`: an order's payment, for its customer or an admin.
 //! - inventory.reserved: charges the order's total through the [`provider`], once per
 //!   order: payment.completed, or payment.failed with the reason.
@@ -16,6 +16,7 @@
 
 mod card;
 mod provider;
+mod vault;
 
 use serde::{Deserialize, Serialize};
 use spin_sdk::http::{Method, Request, Response};
@@ -77,10 +78,10 @@ fn add_payment_method(req: &Request) -> Result<Response, Problem> {
         brand: card.brand.to_owned(),
         last4: card.last4.clone(),
     };
-    Database::open("default")?.execute(
-        "INSERT INTO payment_methods (token, card_number, brand, last4, created_at) VALUES (?, ?, ?, ?, ?)",
-        params![method.token.as_str(), card.number.as_str(), card.brand, card.last4.as_str(), clock::now_unix()],
-    )?;
+    vault::save(&Database::open("default")?, &method.token, &card).map_err(|e| {
+        eprintln!("a card could not be saved: {}", e.0);
+        Problem::internal()
+    })?;
     Ok(api::json(201, &method))
 }
 
@@ -204,11 +205,7 @@ fn charge(db: &Database, provider: &dyn Provider, reserved: &Envelope<Reserved>)
     if is_cancelled(db, &order.order_id)? {
         return Ok(());
     }
-    let card: Option<String> = db
-        .query("SELECT card_number FROM payment_methods WHERE token = ?", params![order.payment_method.token.as_str()])?
-        .get(0)
-        .map(|row| row.get("card_number"))
-        .transpose()?;
+    let card = vault::number(db, &order.payment_method.token).map_err(|e| HandleError::Retry(e.0))?;
     let outcome = match card {
         None => Outcome::Declined { reason: "unknown payment method".to_owned() },
         Some(card_number) => provider.charge(&Charge {

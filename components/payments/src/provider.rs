@@ -89,6 +89,13 @@ pub fn configured() -> Result<Box<dyn Provider>, Unavailable> {
     if !url.trim().is_empty() {
         return Ok(Box::new(HttpProvider { base_url: url.trim().trim_end_matches('/').to_owned() }));
     }
+    // Components have no start hook, and each message runs in a fresh instance: this
+    // is said by the first charge or refund after start, and by every one after it.
+    eprintln!(
+        "payments: no payment_provider_url: the test-card rules approve every valid card number \
+         (only {DECLINED_CARD} and totals above payment_max_amount are declined); no money moves. \
+         Set payment_provider_url before taking real orders"
+    );
     let max = variable("payment_max_amount")?;
     let max_amount = max
         .trim()

@@ -80,7 +80,7 @@ impl FromRow for Account {
     }
 }
 
-fn role_text(role: Role) -> &'static str {
+pub fn role_text(role: Role) -> &'static str {
     match role {
         Role::Admin => "admin",
         Role::Customer => "customer",
@@ -150,9 +150,9 @@ pub fn update(db: &Database, id: &str, columns: Vec<(&'static str, Value)>) -> R
     Ok(updated == 1)
 }
 
-/// Deletes the account and its login record; returns whether it existed.
+/// Deletes the account; returns whether it existed. Its login counts expire with
+/// their window (throttle).
 pub fn delete(db: &Database, id: &str) -> Result<bool, Error> {
-    db.execute("DELETE FROM login_failures WHERE user_id = ?", params![id])?;
     Ok(db.execute("DELETE FROM users WHERE id = ?", params![id])? == 1)
 }
 

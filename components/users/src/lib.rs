@@ -1,16 +1,23 @@
 //! The store's accounts: customers register and log in for a bearer token, read,
-//! change and delete their own account; admins list every account.
+//! change and delete their own account; admins list every account and change roles.
 //!
 //! Every change to an account is announced (`user.registered`, `user.updated`,
 //! `user.deleted`, keyed by the user id) from inside the transaction that makes it,
-//! so the event leaves exactly when the change commits.
+//! so the event leaves exactly when the change commits. A new password, a new role
+//! and a deleted account also revoke every token the user holds, in every service
+//! (`estore_shared::auth::revocation`), before the change commits.
+//!
+//! Logins are throttled per account and client address, and per address (throttle,
+//! client); an unknown e-mail costs the same password check as a known one, and is
+//! throttled the same, so neither time nor answers tell which accounts exist.
 
 mod account;
+mod client;
 mod first_admin;
 mod throttle;
 
 use estore_shared::api::{self, Page, PageRequest, Validator, match_path};
-use estore_shared::auth::{self, Claims, Role, hash_password, verify_password};
+use estore_shared::auth::{self, Claims, Role, hash_password, revocation, verify_password};
 use estore_shared::clock;
 use estore_shared::event::{Envelope, publish_event};
 use estore_shared::problem::{FieldError, Problem};
@@ -61,7 +68,8 @@ fn route(req: &Request, db: &Database) -> Result<Response, Problem> {
     if let Some(params) = match_path("/api/users/:id", path) {
         return match method {
             Method::Get => get_user(req, db, &params["id"]),
-            _ => Err(Problem::method_not_allowed("GET")),
+            Method::Patch => change_role(req, db, &params["id"]),
+            _ => Err(Problem::method_not_allowed("GET, PATCH")),
         };
     }
     Err(Problem::not_found(format!("no such path: {path}")))
@@ -170,30 +178,33 @@ struct LoggedIn<'a> {
     user: &'a User,
 }
 
+/// The argon2id hash of a random password nobody knows, with the parameters of
+/// every stored hash: a login for an account that does not exist is checked against
+/// it, so it costs what a wrong password costs and matches nothing.
+const NO_ACCOUNT_HASH: &str = "$argon2id$v=19$m=19456,t=2,p=1$K5hEByfEHqmwBqsgPdVdkw$CDdwBKwjfZYfaBrw0pdgjHaRgGenIx21YyS95xRDKO0";
+
 fn login(req: &Request, db: &Database) -> Result<Response, Problem> {
     let credentials: Credentials = api::parse_json(req)?;
     let identifier = credentials.email.or(credentials.username).unwrap_or_default();
     Validator::new().required("email", &identifier).required("password", &credentials.password).finish()?;
 
-    let Some(account) = account::find_by_login(db, &identifier)? else {
-        // As long as a password check takes, so the time does not tell which accounts exist.
-        let _ = hash_password(&credentials.password);
+    let account = account::find_by_login(db, &identifier)?;
+    // An unknown account is counted by what was typed, so guessing at it is
+    // throttled like guessing at a real one.
+    let counted_as = account.as_ref().map_or_else(|| identifier.trim().to_lowercase(), |a| a.user.id.clone());
+    let now = clock::now_unix();
+    let attempt = throttle::attempt(db, &counted_as, &client::address(req, &variable("trusted_proxies")?), now)?;
+    let hash = account.as_ref().map_or(NO_ACCOUNT_HASH, |account| account.password_hash.as_str());
+    let right = verify_password(&credentials.password, hash);
+    let Some(account) = account.filter(|_| right) else {
         return Err(wrong_credentials());
     };
-    let user_id = account.user.id.as_str();
-    let now = clock::now_unix();
-    if let Some(wait) = throttle::locked_for(db, user_id, now)? {
-        return Err(Problem::too_many_requests(wait));
-    }
-    if !verify_password(&credentials.password, &account.password_hash) {
-        throttle::record_failure(db, user_id, now)?;
-        return Err(wrong_credentials());
-    }
-    throttle::clear(db, user_id)?;
+    throttle::succeeded(db, &attempt)?;
 
     let expires = now + TOKEN_LIFETIME_SECS;
-    let claims = Claims { sub: account.user.id.clone(), role: account.user.role, exp: expires };
-    let token = auth::issue(&token_secret()?, &claims);
+    let claims =
+        Claims { sub: account.user.id.clone(), role: account.user.role, exp: expires, iat_ms: clock::now_unix_ms() };
+    let token = auth::issue(auth::token_secret()?.as_bytes(), &claims);
     Ok(api::json(200, &LoggedIn { token, expires_at: clock::rfc3339(expires), user: &account.user }))
 }
 
@@ -282,6 +293,11 @@ fn update_me(req: &Request, db: &Database) -> Result<Response, Problem> {
         }
         let user = existing(tx, &caller.sub)?.user;
         publish_user_event("user.updated", &user.id, UserData::from(&user))?;
+        // Whoever knew the old password may hold a token: none of them stays valid,
+        // the caller's own included (they log in with the new password).
+        if changes.password.is_some() {
+            revocation::revoke_all(&user.id, clock::now_unix_ms())?;
+        }
         Ok(user)
     })?;
     Ok(api::json(200, &user))
@@ -293,7 +309,8 @@ fn delete_me(req: &Request, db: &Database) -> Result<Response, Problem> {
         if !account::delete(tx, &caller.sub)? {
             return Err(no_such_user());
         }
-        publish_user_event("user.deleted", &caller.sub, UserDeleted { user_id: &caller.sub })
+        publish_user_event("user.deleted", &caller.sub, UserDeleted { user_id: &caller.sub })?;
+        revocation::revoke_all(&caller.sub, clock::now_unix_ms())
     })?;
     Ok(Response::new(204, ()))
 }
@@ -317,6 +334,37 @@ fn get_user(req: &Request, db: &Database, id: &str) -> Result<Response, Problem>
     Ok(api::json(200, &existing(db, id)?.user))
 }
 
+/// `PATCH /api/users/{id}` (admin) `{role}`.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RoleChange {
+    role: Role,
+}
+
+/// An admin makes a customer an admin or takes the role back; the user's tokens,
+/// which carry the old role, are revoked. An admin's own role stays, so the store
+/// cannot lose its last administrator this way.
+fn change_role(req: &Request, db: &Database, id: &str) -> Result<Response, Problem> {
+    let caller = authenticate(req)?;
+    caller.require_admin()?;
+    let change: RoleChange = api::parse_json(req)?;
+    if caller.sub == id {
+        return Err(Problem::conflict("an administrator cannot change their own role"));
+    }
+    let user = db.transaction(|tx| -> Result<User, Problem> {
+        let before = existing(tx, id)?.user;
+        if before.role == change.role {
+            return Ok(before);
+        }
+        account::update(tx, id, vec![("role", account::role_text(change.role).into()), ("updated_at", clock::now_unix().into())])?;
+        let user = existing(tx, id)?.user;
+        publish_user_event("user.updated", &user.id, UserData::from(&user))?;
+        revocation::revoke_all(id, clock::now_unix_ms())?;
+        Ok(user)
+    })?;
+    Ok(api::json(200, &user))
+}
+
 // ---- Helpers ------------------------------------------------------------------------
 
 fn existing(db: &Database, id: &str) -> Result<Account, Problem> {
@@ -328,11 +376,7 @@ fn no_such_user() -> Problem {
 }
 
 fn authenticate(req: &Request) -> Result<Claims, Problem> {
-    auth::authenticate(req, &token_secret()?)
-}
-
-fn token_secret() -> Result<Vec<u8>, Problem> {
-    variable("token_secret").map(String::into_bytes)
+    auth::caller(req)
 }
 
 /// A component variable; missing is the deployment's fault, logged, and a 500.

@@ -139,6 +139,54 @@ async fn runtime_config_places_extra_key_value_stores() {
     assert!(app.dir.path().join("data/other.db").exists(), "the store lives where the runtime config says");
 }
 
+/// A component writing distinct keys fills its store's quota, not the disk: the
+/// write past it fails with a message naming the store and the quota, and what is
+/// stored still reads, shrinks and is replaced.
+#[tokio::test(flavor = "multi_thread")]
+async fn key_value_stores_refuse_writes_past_their_quota() {
+    let app = app();
+    let config = app.dir.path().join("runtime-config.toml");
+    std::fs::write(&config, "[key_value]\nmax_entries = 3\n[key_value_store.default]\ntype = \"spin\"\nmax_bytes = 64\n")
+        .unwrap();
+    let mut command = app.command();
+    command.arg("--runtime-config-file").arg(&config);
+    let host = crate::harness::Host::start(command);
+    let client = reqwest::Client::new();
+    let set = |key: &str, value: &str| {
+        let request = client.post(host.url(&format!("/hello/?action=kv-set&key={key}"))).body(value.to_owned());
+        async move {
+            let response = request.send().await.unwrap();
+            (response.status().as_u16(), response.json::<serde_json::Value>().await.unwrap())
+        }
+    };
+    for key in ["k1", "k2", "k3"] {
+        assert_eq!(set(key, "v").await.0, 200, "{key}");
+    }
+    let (status, body) = set("k4", "v").await;
+    assert_eq!(status, 500, "{body}");
+    let error = body["error"].as_str().unwrap_or_default();
+    assert!(error.contains("key-value store `default` is full") && error.contains("quota is 3 (max_entries)"), "{body}");
+    host.wait_for_log(&["key-value store `default` is full"]);
+    assert_eq!(get(&host.url("/hello/?action=kv-get&key=k4")).await.1["value"], serde_json::Value::Null);
+
+    // Replacing a value is no new entry; 2 + 60 bytes is past max_bytes.
+    assert_eq!(set("k1", "replaced").await.0, 200);
+    assert_eq!(get(&host.url("/hello/?action=kv-get&key=k1")).await.1["value"], "replaced");
+    let (status, body) = set("k2", &"x".repeat(60)).await;
+    assert_eq!(status, 500, "{body}");
+    assert!(body["error"].as_str().is_some_and(|e| e.contains("quota is 64 (max_bytes)")), "{body}");
+
+    // Deleting makes room again, and the count survives a restart.
+    assert_eq!(get(&host.url("/hello/?action=kv-delete&key=k3")).await.0, 200);
+    assert_eq!(set("k4", "v").await.0, 200);
+    drop(host);
+    let mut command = app.command();
+    command.arg("--runtime-config-file").arg(&config);
+    let host = crate::harness::Host::start(command);
+    let response = client.post(host.url("/hello/?action=kv-set&key=k5")).body("v").send().await.unwrap();
+    assert_eq!(response.status(), 500, "still full after a restart");
+}
+
 #[test]
 fn bad_runtime_config_names_file_and_key() {
     let app = app();

@@ -30,10 +30,13 @@ const SERVICES: [&str; 3] = ["kafka", "postgres", "store"];
 
 /// The store's secrets, which compose takes from its environment and hands the store
 /// as the manifest's variables.
-const SECRETS: [(&str, &str, &str); 3] = [
+const SECRETS: [(&str, &str, &str); 6] = [
     ("ESTORE_TOKEN_SECRET", "SPIN_VARIABLE_TOKEN_SECRET", "compose-test-token-secret-0123456789abcdef"),
     ("ESTORE_ADMIN_PASSWORD", "SPIN_VARIABLE_ADMIN_PASSWORD", "compose-test-admin-password"),
-    ("ESTORE_CARRIER_TOKEN", "SPIN_VARIABLE_CARRIER_TOKEN", "compose-test-carrier-token"),
+    ("ESTORE_DHL_WEBHOOK_SECRET", "SPIN_VARIABLE_DHL_WEBHOOK_SECRET", "compose-test-dhl-webhook-secret-0123456789"),
+    ("ESTORE_UPS_WEBHOOK_SECRET", "SPIN_VARIABLE_UPS_WEBHOOK_SECRET", "compose-test-ups-webhook-secret-0123456789"),
+    ("ESTORE_DPD_WEBHOOK_SECRET", "SPIN_VARIABLE_DPD_WEBHOOK_SECRET", "compose-test-dpd-webhook-secret-0123456789"),
+    ("ESTORE_CARD_VAULT_KEY", "SPIN_VARIABLE_CARD_VAULT_KEY", "compose-test-card-vault-key-0123456789abcd"),
 ];
 
 /// The compose file as the compose tool read it: validated, normalised (relative

@@ -64,20 +64,23 @@ async fn the_development_switch_serves_with_the_defaults_and_says_so() {
     host.wait_for_log(&["serving with development secrets (api_secret)", "never let others reach this host"]);
 }
 
-/// The store's own manifest: its token secret, administrator password and carrier
-/// token all have public defaults, and a host started as is must refuse them all.
+/// The store's own manifest: its token secret, administrator password, carrier
+/// webhook secrets and card vault key all have public defaults, and a host started
+/// as is must refuse them all.
 #[test]
 fn the_store_does_not_start_on_its_public_defaults() {
     let state = tempfile::tempdir().expect("temp dir");
     let mut up = Command::new(&*ESTORE);
     up.arg("up").arg("-f").arg(workspace().join("spin.toml")).args(["--listen", "127.0.0.1:0", "--state-dir"]).arg(state.path());
-    for variable in ["TOKEN_SECRET", "ADMIN_PASSWORD", "CARRIER_TOKEN"] {
+    const SECRETS: [&str; 6] =
+        ["token_secret", "admin_password", "dhl_webhook_secret", "ups_webhook_secret", "dpd_webhook_secret", "card_vault_key"];
+    for variable in SECRETS.map(str::to_uppercase) {
         up.env_remove(format!("SPIN_VARIABLE_{variable}"));
     }
     let output = up.stdin(Stdio::null()).output().expect("run estore up");
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(!output.status.success(), "the store started on its defaults: {stderr}");
-    for variable in ["token_secret", "admin_password", "carrier_token"] {
+    for variable in SECRETS {
         assert!(stderr.contains(&format!("variable `{variable}` holds its manifest default")), "{variable}: {stderr}");
     }
 }

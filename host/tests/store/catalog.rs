@@ -229,3 +229,50 @@ async fn a_write_is_visible_at_once_through_the_cache() {
     assert_eq!(listed.body["total"], 0, "{listed:?}");
     assert_eq!(client.get("/api/products/7").await.body["active"], false);
 }
+
+/// What the catalog keeps in the key-value store (its `catalog:` keys): how many
+/// entries, and their keys' and values' bytes.
+async fn catalog_cache_size(store: &Store) -> (i64, i64) {
+    let file = store.state_dir().join("sqlite_key_value.db");
+    let options = sqlx::sqlite::SqliteConnectOptions::new().filename(&file).read_only(true);
+    let pool = sqlx::SqlitePool::connect_with(options).await.expect("open the key-value file");
+    sqlx::query_as(
+        "SELECT COUNT(*), COALESCE(SUM(LENGTH(CAST(key AS BLOB)) + LENGTH(value)), 0) FROM spin_key_value \
+         WHERE key LIKE 'catalog:%'",
+    )
+    .fetch_one(&pool)
+    .await
+    .expect("count the catalog's entries")
+}
+
+/// Distinct searches (a loop over `min_price`, as a scraper or an attacker runs)
+/// fill a bounded cache, not the disk; a write's new generation takes no new room.
+#[tokio::test]
+async fn distinct_searches_keep_the_cache_bounded() {
+    let store = Store::new(Backends::Embedded);
+    let host = store.start();
+    let client = Client::new(&host);
+    let admin = client.admin().await;
+    // The catalog's bound (components/catalog/src/cache.rs): 256 slots, the generation.
+    const MOST_ENTRIES: i64 = 257;
+
+    for min_price in 0..600 {
+        let answer = client.get(&format!("/api/products?min_price={min_price}")).await;
+        assert_eq!(answer.status, 200, "{answer:?}");
+    }
+    let (entries, bytes) = catalog_cache_size(&store).await;
+    assert!((100..=MOST_ENTRIES).contains(&entries), "{entries} entries after 600 distinct searches");
+    assert!(bytes <= 256 * 128 * 1024, "{bytes} bytes");
+
+    // A write starts a new generation: the next 600 searches reuse the same room,
+    // and each shows the change.
+    let mut product = client.get("/api/products/7").await.body;
+    product["price"]["amount"] = json!(100);
+    assert_eq!(admin.put("/api/products/7", product).await.status, 200);
+    for min_price in 1000..1600 {
+        let answer = client.get(&format!("/api/products?max_price={min_price}&sort=price")).await;
+        assert_eq!(answer.body["items"][0]["price"]["amount"], 100, "{answer:?}");
+    }
+    let (entries, _) = catalog_cache_size(&store).await;
+    assert!(entries <= MOST_ENTRIES, "{entries} entries after a write and 600 more searches");
+}

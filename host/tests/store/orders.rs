@@ -9,7 +9,9 @@ use serde_json::{Value as Json, json};
 
 use crate::notifications::{SmsProvider, mails_to, notifying_store, record, status_is};
 use crate::smtp::SmtpServer;
-use crate::support::{Answer, Backends, CARRIER_TOKEN, Client, EventStream, Store, get_until, register};
+use crate::support::{
+    Answer, Backends, CarrierReport, Client, EventStream, Store, carrier_report, get_until, register,
+};
 
 /// The default payment provider's test cards (domain.md).
 pub(crate) const APPROVED_CARD: &str = "4242 4242 4242 4242";
@@ -72,16 +74,10 @@ pub(crate) async fn statuses_until(stream: &mut EventStream, last: &str) -> Vec<
     seen
 }
 
-/// The carrier's webhook: `POST /api/shipments/{order_id}/events`.
-pub(crate) async fn carrier_reports(base: &str, token: &str, order_id: &str, status: &str) -> u16 {
-    reqwest::Client::new()
-        .post(format!("{base}/api/shipments/{order_id}/events"))
-        .header("x-carrier-token", token)
-        .json(&json!({"status": status}))
-        .send()
-        .await
-        .map(|response| response.status().as_u16())
-        .unwrap_or_else(|e| panic!("carrier webhook: {e}"))
+/// The carrier's webhook, `POST /api/shipments/{order_id}/events`, signed by
+/// `carrier` (the orders here ship to GB: DPD).
+async fn carrier_reports(base: &str, carrier: &str, order_id: &str, status: &str) -> u16 {
+    carrier_report(base, order_id, &json!({"status": status}), &CarrierReport::by(carrier)).await.status
 }
 
 /// The flow section 7 of the store's issue walks through, with its e-mails going to
@@ -164,9 +160,9 @@ async fn whole_flow(backends: Backends) {
     let (_, current) = ada.events(&path, None).await;
     let mut current = current.unwrap_or_else(|| panic!("no stream for {order_id}"));
     assert_eq!(statuses_until(&mut current, "SHIPPED").await, ["SHIPPED"]);
-    assert_eq!(carrier_reports(&host.url, "wrong-token", &order_id, "DELIVERED").await, 401);
-    assert_eq!(carrier_reports(&host.url, CARRIER_TOKEN, &order_id, "OUT_FOR_DELIVERY").await, 200);
-    assert_eq!(carrier_reports(&host.url, CARRIER_TOKEN, &order_id, "DELIVERED").await, 200);
+    assert_eq!(carrier_reports(&host.url, "FedEx", &order_id, "DELIVERED").await, 401);
+    assert_eq!(carrier_reports(&host.url, "DPD", &order_id, "OUT_FOR_DELIVERY").await, 200);
+    assert_eq!(carrier_reports(&host.url, "DPD", &order_id, "DELIVERED").await, 200);
     assert_eq!(statuses_until(&mut current, "DELIVERED").await, ["DELIVERED"]);
     assert!(current.next(SAGA_STEP).await.is_none(), "the stream ends with the order");
 
@@ -279,7 +275,7 @@ async fn cancelled_after_payment(backends: Backends) {
     assert_eq!(history, ["PENDING", "RESERVED", "CONFIRMED", "CANCELLED"]);
     stock_is(&client, 6, (30, 0)).await;
     get_until(&ada, &format!("/api/shipments/{id}"), |a| a.body["status"] == "CANCELLED").await;
-    assert_eq!(carrier_reports(&host.url, CARRIER_TOKEN, id, "PICKED_UP").await, 409, "nothing to pick up");
+    assert_eq!(carrier_reports(&host.url, "DPD", id, "PICKED_UP").await, 409, "nothing to pick up");
 
     // The next order leaves when the carrier picks it up.
     fill_cart(&ada, &[(6, 1)]).await;
@@ -287,7 +283,7 @@ async fn cancelled_after_payment(backends: Backends) {
     let id = placed.body["id"].as_str().unwrap_or_default();
     order_reaches(&ada, id, "CONFIRMED").await;
     get_until(&ada, &format!("/api/shipments/{id}"), |a| a.body["status"] == "AWAITING_PICKUP").await;
-    assert_eq!(carrier_reports(&host.url, CARRIER_TOKEN, id, "PICKED_UP").await, 200);
+    assert_eq!(carrier_reports(&host.url, "DPD", id, "PICKED_UP").await, 200);
     let shipped = order_reaches(&ada, id, "SHIPPED").await;
     assert!(shipped["shipment"]["tracking_number"].is_string(), "{shipped}");
     stock_is(&client, 6, (29, 0)).await;

@@ -22,18 +22,25 @@ use crate::support::{
 const APPROVED: &str = "4242424242424242";
 const DECLINED: &str = "4000000000000002";
 
-/// Puts cards in the vault as `POST /internal/payment-methods` does for orders.
-fn save_cards(store: &Store, cards: &[(&str, &str)]) {
+/// Puts cards in the vault, saved `age_secs` ago, in clear text as versions before
+/// the sealed vault did (payments seals them when it first uses the vault).
+fn save_cards_aged(store: &Store, cards: &[(&str, &str)], age_secs: i64) {
+    let saved_at = estore_shared::clock::now_unix() - age_secs;
     for (token, number) in cards {
         let last4 = &number[number.len() - 4..];
         store.psql_in_component(
             "payments",
             &format!(
                 "INSERT INTO payment_methods (token, card_number, brand, last4, created_at) \
-                 VALUES ('{token}', '{number}', 'visa', '{last4}', 0)"
+                 VALUES ('{token}', '{number}', 'visa', '{last4}', {saved_at})"
             ),
         );
     }
+}
+
+/// Puts cards in the vault, as orders' checkout would.
+fn save_cards(store: &Store, cards: &[(&str, &str)]) {
+    save_cards_aged(store, cards, 0);
 }
 
 /// Publishes inventory.reserved as inventory does (the order's payment method
@@ -392,4 +399,83 @@ async fn a_charge_whose_answer_was_lost_is_made_once_on_the_embedded_defaults() 
     let refund_key = format!("refund-{}", payment["id"].as_str().unwrap_or_default());
     assert!(refunds.iter().all(|refund| refund.idempotency_key.as_deref() == Some(refund_key.as_str())), "{refunds:?}");
     assert_eq!(provider.moved(), (1, 1), "charged once, refunded once");
+}
+
+/// The payments database's vault, as (token, stored card number) rows, read from the
+/// SQLite file of an embedded store.
+async fn vault_rows(store: &Store) -> Vec<(String, String)> {
+    let file = store.state_dir().join("sql/payments/default.db");
+    let options = sqlx::sqlite::SqliteConnectOptions::new().filename(&file).read_only(true);
+    let pool = sqlx::SqlitePool::connect_with(options).await.expect("open payments' database");
+    let rows = sqlx::query_as("SELECT token, card_number FROM payment_methods ORDER BY created_at")
+        .fetch_all(&pool)
+        .await
+        .expect("read the vault");
+    pool.close().await;
+    rows
+}
+
+/// Whether `needle` is anywhere in payments' database files, the write-ahead log
+/// included: what someone with a copy of the disk would find.
+fn on_disk(store: &Store, needle: &str) -> bool {
+    let folder = store.state_dir().join("sql/payments");
+    std::fs::read_dir(&folder).expect("payments' database folder").flatten().any(|file| {
+        let bytes = std::fs::read(file.path()).unwrap_or_default();
+        bytes.windows(needle.len()).any(|window| window == needle.as_bytes())
+    })
+}
+
+/// A card number checked out with is sealed before it reaches the disk, serves its
+/// charge, and is gone once its refund window has passed. Without a provider the
+/// log says that the test-card rules approve every valid card.
+#[tokio::test]
+async fn cards_are_sealed_at_rest_and_deleted_after_their_refund_window() {
+    let store = Store::new(Backends::Embedded).variable("refund_window_secs", "4");
+    let host = store.start();
+    let client = Client::new(&host);
+    let (ada, _) = crate::support::register(&client, "ada", json!({})).await;
+    crate::orders::fill_cart(&ada, &[(3, 1)]).await;
+    let first = crate::orders::checkout(&ada, "4242 4242 4242 4242").await;
+    assert_eq!(first.status, 202, "{first:?}");
+    let first_id = first.body["id"].as_str().unwrap_or_default().to_owned();
+    get_until(&ada, &format!("/api/orders/{first_id}"), |a| a.body["status"] == "SHIPPED").await;
+    host.wait_for_log(&["the test-card rules approve every valid card number", "payment_provider_url"]);
+
+    let rows = vault_rows(&store).await;
+    assert_eq!(rows.len(), 1, "{rows:?}");
+    assert!(rows[0].1.starts_with("sealed:v1:") && !rows[0].1.contains("4242"), "{rows:?}");
+    assert!(!on_disk(&store, APPROVED), "the card number is in payments' database files");
+
+    // Past the window, the next use of the vault deletes the first card.
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    crate::orders::fill_cart(&ada, &[(3, 1)]).await;
+    let second = crate::orders::checkout(&ada, "5555 5555 5555 4444").await;
+    assert_eq!(second.status, 202, "{second:?}");
+    let rows = vault_rows(&store).await;
+    assert_eq!(rows.len(), 1, "only the second card is kept: {rows:?}");
+    assert_ne!(rows[0].0, first.body["payment_method"]["token"].as_str().unwrap_or_default());
+    // The first order's payment still shows what it may: brand and last four digits.
+    let payment = ada.get(&format!("/api/payments/{first_id}")).await;
+    assert_eq!(payment.body["payment_method"], json!({"brand": "visa", "last4": "4242"}), "{payment:?}");
+}
+
+/// Card numbers an earlier version saved in clear text are sealed by the first use
+/// of the upgraded vault, still charge, and go with their refund window.
+#[tokio::test]
+async fn clear_cards_from_before_the_upgrade_are_sealed_and_still_charge_on_kafka_and_postgres() {
+    let store = Store::new(Backends::KafkaPostgres);
+    let host = store.start();
+    let client = Client::new(&host);
+    let ada = client.with_token(&token_for("u-ada", Role::Customer));
+    save_cards(&store, &[("pm_legacy", APPROVED)]);
+    save_cards_aged(&store, &[("pm_long_ago", DECLINED)], 40 * 24 * 60 * 60);
+
+    let order = order_id("legacy");
+    reserved(&order, "u-ada", "pm_legacy", 1999);
+    payment_with_status(&ada, &order, "COMPLETED").await;
+
+    let vault = store.psql_in_component("payments", "SELECT token || ' ' || card_number FROM payment_methods");
+    assert!(vault.contains("pm_legacy sealed:v1:"), "{vault}");
+    assert!(!vault.contains(APPROVED) && !vault.contains(DECLINED), "a clear number is left: {vault}");
+    assert!(!vault.contains("pm_long_ago"), "a card past its refund window is kept: {vault}");
 }

@@ -9,8 +9,8 @@ use estore_shared::auth::Role;
 use serde_json::{Value as Json, json};
 
 use crate::support::{
-    Backends, CARRIER_TOKEN, Client, Store, get_until, issued_token, produce_event, published, token_for,
-    unique_id as order_id,
+    Answer, Backends, CARRIER_SECRETS, CarrierReport, Client, Store, carrier_report, carrier_signature, get_until,
+    issued_token, produce_event, published, token_for, unique_id as order_id,
 };
 
 fn address(country: &str) -> Json {
@@ -28,38 +28,48 @@ fn confirmed(order_id: &str, user_id: &str, country: &str) -> Json {
     produce_event("order.confirmed", order_id, data)
 }
 
-/// The carrier reports `body` on the order's shipment.
-async fn report(client: &Client, token: Option<&str>, order_id: &str, body: Json) -> crate::support::Answer {
-    let mut request =
-        reqwest::Client::new().post(format!("{}/api/shipments/{order_id}/events", client.base())).json(&body);
-    if let Some(token) = token {
-        request = request.header("x-carrier-token", token);
-    }
-    let response = request.send().await.expect("the store answers");
-    let status = response.status().as_u16();
-    let headers = response.headers().clone();
-    let body = response.json().await.unwrap_or(Json::Null);
-    crate::support::Answer { status, headers, body }
+/// DHL reports `body` on the order's shipment, signed now (parcels to AT go by DHL).
+async fn report(client: &Client, order_id: &str, body: Json) -> Answer {
+    carrier_report(client.base(), order_id, &body, &CarrierReport::by("DHL")).await
 }
 
 #[tokio::test]
-async fn the_webhook_is_the_carriers_and_shipments_need_a_token() {
+async fn the_webhook_takes_only_fresh_signed_reports_and_shipments_need_a_token() {
     let store = Store::new(Backends::Embedded);
     let host = store.start();
     let client = Client::new(&host);
 
     let delivered = json!({"status": "DELIVERED"});
-    for token in [None, Some("guess"), Some("")] {
-        let answer = report(&client, token, "order-1", delivered.clone()).await;
-        assert_eq!(answer.status, 401, "{token:?}: {answer:?}");
+    let now = estore_shared::clock::now_unix();
+    let signed_by = |secret: &str, at: i64| Some(carrier_signature(secret, at, delivered.to_string().as_bytes()));
+    let refused = [
+        ("unsigned", CarrierReport { carrier: "DHL", timestamp: None, signature: Some(String::new()) }),
+        ("no such carrier", CarrierReport::by("FedEx")),
+        ("a guessed secret", CarrierReport { carrier: "DHL", timestamp: Some(now), signature: signed_by("carrier-dev-token", now) }),
+        ("another carrier's secret", CarrierReport { carrier: "DHL", timestamp: Some(now), signature: signed_by(CARRIER_SECRETS[1].1, now) }),
+        ("six minutes old", CarrierReport { carrier: "DHL", timestamp: Some(now - 360), signature: None }),
+        ("six minutes ahead", CarrierReport { carrier: "DHL", timestamp: Some(now + 360), signature: None }),
+    ];
+    for (what, signed) in refused {
+        let answer = carrier_report(client.base(), "order-1", &delivered, &signed).await;
+        assert_eq!(answer.status, 401, "{what}: {answer:?}");
         assert_eq!(answer.headers["content-type"], "application/problem+json");
     }
+    // The old static token opens nothing.
+    let token = reqwest::Client::new()
+        .post(format!("{}/api/shipments/order-1/events", client.base()))
+        .header("x-carrier-token", "carrier-dev-token")
+        .json(&delivered)
+        .send()
+        .await
+        .expect("the store answers");
+    assert_eq!(token.status(), 401);
     for bad in [json!({"status": "LOST"}), json!({"status": "SHIPPED"}), json!({"status": "delivered"}), json!({})] {
-        let answer = report(&client, Some(CARRIER_TOKEN), "order-1", bad.clone()).await;
+        let answer = report(&client, "order-1", bad.clone()).await;
         assert_eq!(answer.status, 400, "{bad}: {answer:?}");
         assert_eq!(answer.body["errors"][0]["field"], "status", "{bad}: {answer:?}");
     }
-    let unknown = report(&client, Some(CARRIER_TOKEN), "order-1", delivered).await;
+    let unknown = report(&client, "order-1", delivered).await;
     assert_eq!(unknown.status, 404, "{unknown:?}");
 
     assert_eq!(client.get("/api/shipments/order-1").await.status, 401);
@@ -116,25 +126,37 @@ async fn confirmed_orders_ship_once_and_the_carrier_delivers_them_on_kafka_and_p
     assert_eq!(published("order.shipped", &order, 1).await.len(), 1);
     assert_eq!(ada.get(&format!("/api/shipments/{order}")).await.body["tracking_number"], tracking.as_str());
 
-    // Forward only; a repeat is a retrying carrier.
-    let out = report(&client, Some(CARRIER_TOKEN), &order, json!({"status": "OUT_FOR_DELIVERY"})).await;
+    // Only the parcel's own carrier reports on it: UPS's signature is good, the
+    // parcel is DHL's.
+    let ups = carrier_report(client.base(), &order, &json!({"status": "DELIVERED"}), &CarrierReport::by("UPS")).await;
+    assert_eq!(ups.status, 404, "{ups:?}");
+    // Forward only; a repeat, signed anew, is a retrying carrier.
+    let out_body = json!({"status": "OUT_FOR_DELIVERY"});
+    let signed_at = estore_shared::clock::now_unix() - 10;
+    let out_signature = carrier_signature(CARRIER_SECRETS[0].1, signed_at, out_body.to_string().as_bytes());
+    let captured = CarrierReport { carrier: "DHL", timestamp: Some(signed_at), signature: Some(out_signature) };
+    let out = carrier_report(client.base(), &order, &out_body, &captured).await;
     assert_eq!((out.status, out.body["status"].clone()), (200, json!("OUT_FOR_DELIVERY")), "{out:?}");
-    let again = report(&client, Some(CARRIER_TOKEN), &order, json!({"status": "OUT_FOR_DELIVERY"})).await;
+    let again = report(&client, &order, json!({"status": "OUT_FOR_DELIVERY"})).await;
     assert_eq!(again.status, 200, "{again:?}");
     assert_eq!(again.body["events"].as_array().map(Vec::len), Some(2), "{again:?}");
-    let delivered = report(
-        &client,
-        Some(CARRIER_TOKEN),
-        &order,
-        json!({"status": "DELIVERED", "description": "left with a neighbour"}),
-    )
-    .await;
+    // The same signed request again, here or aimed at another order, is a replay.
+    for target in [&order, &abroad] {
+        let replayed = carrier_report(client.base(), target, &out_body, &captured).await;
+        assert_eq!(replayed.status, 401, "{target}: {replayed:?}");
+        assert!(replayed.body["detail"].as_str().is_some_and(|d| d.contains("received before")), "{replayed:?}");
+    }
+    let delivered =
+        report(&client, &order, json!({"status": "DELIVERED", "description": "left with a neighbour"})).await;
     assert_eq!(delivered.status, 200, "{delivered:?}");
     let statuses: Vec<&Json> =
         delivered.body["events"].as_array().expect("events").iter().map(|e| &e["status"]).collect();
     assert_eq!(statuses, [&json!("SHIPPED"), &json!("OUT_FOR_DELIVERY"), &json!("DELIVERED")]);
     assert_eq!(delivered.body["events"][2]["description"], "left with a neighbour");
-    let back = report(&client, Some(CARRIER_TOKEN), &order, json!({"status": "OUT_FOR_DELIVERY"})).await;
+    // (Signed at another second than the repeat above: the same body signed in the
+    // same second is the same request, a replay.)
+    let earlier = CarrierReport { carrier: "DHL", timestamp: Some(estore_shared::clock::now_unix() - 30), signature: None };
+    let back = carrier_report(client.base(), &order, &json!({"status": "OUT_FOR_DELIVERY"}), &earlier).await;
     assert_eq!(back.status, 409, "{back:?}");
 
     let events = published("order.delivered", &order, 1).await;

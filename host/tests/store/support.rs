@@ -19,7 +19,13 @@ pub const ADMIN_PASSWORD: &str = "admin-password-of-the-tests";
 /// The secrets every store under test is started with, as an operator sets them
 /// (`SPIN_VARIABLE_<NAME>`): `estore up` refuses the manifest's defaults.
 pub const TOKEN_SECRET: &str = "token-secret-of-the-store-tests-3f9c1a7e";
-pub const CARRIER_TOKEN: &str = "carrier-token-of-the-tests";
+pub const CARD_VAULT_KEY: &str = "card-vault-key-of-the-store-tests-8d2e6b0c";
+/// Each carrier's webhook secret (`<carrier>_webhook_secret`): see [`carrier_report`].
+pub const CARRIER_SECRETS: [(&str, &str); 3] = [
+    ("DHL", "dhl-webhook-secret-of-the-store-tests-51c0"),
+    ("UPS", "ups-webhook-secret-of-the-store-tests-7a93"),
+    ("DPD", "dpd-webhook-secret-of-the-store-tests-e246"),
+];
 
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub enum Backends {
@@ -130,8 +136,12 @@ impl Store {
         };
         let runtime_config = dir.path().join("runtime-config.toml");
         std::fs::write(&runtime_config, config).expect("write runtime config");
-        let environment = [("TOKEN_SECRET", TOKEN_SECRET), ("ADMIN_PASSWORD", ADMIN_PASSWORD), ("CARRIER_TOKEN", CARRIER_TOKEN)]
+        let secrets = [("TOKEN_SECRET", TOKEN_SECRET), ("ADMIN_PASSWORD", ADMIN_PASSWORD), ("CARD_VAULT_KEY", CARD_VAULT_KEY)];
+        let carriers = CARRIER_SECRETS.map(|(carrier, secret)| (format!("{carrier}_WEBHOOK_SECRET"), secret));
+        let environment = secrets
             .into_iter()
+            .map(|(name, value)| (name.to_owned(), value))
+            .chain(carriers)
             .map(|(name, value)| (format!("SPIN_VARIABLE_{name}"), value.to_owned()))
             .collect();
         Store { dir, runtime_config, environment, backends, database, store_id }
@@ -275,6 +285,14 @@ impl Client {
         &self.base
     }
 
+    /// This client connecting from another loopback address (`127.0.0.2`, ...), as a
+    /// client elsewhere on the network would: the store sees its own address.
+    pub fn from_address(&self, ip: &str) -> Client {
+        let ip: std::net::IpAddr = ip.parse().expect("an IP address");
+        let http = reqwest::Client::builder().local_address(ip).build().expect("a client bound to the address");
+        Client { http, ..self.clone() }
+    }
+
     pub fn with_token(&self, token: &str) -> Client {
         Client { token: Some(token.to_owned()), ..self.clone() }
     }
@@ -388,9 +406,60 @@ pub async fn published(topic: &str, key: &str, count: usize) -> Vec<Json> {
 
 /// A token for user `sub` with `role`, as the users service issues them at login.
 pub fn token_for(sub: &str, role: estore_shared::auth::Role) -> String {
-    let claims =
-        estore_shared::auth::Claims { sub: sub.to_owned(), role, exp: estore_shared::clock::now_unix() + 3600 };
+    let claims = estore_shared::auth::Claims {
+        sub: sub.to_owned(),
+        role,
+        exp: estore_shared::clock::now_unix() + 3600,
+        iat_ms: estore_shared::clock::now_unix_ms(),
+    };
     estore_shared::auth::issue(TOKEN_SECRET.as_bytes(), &claims)
+}
+
+/// A carrier's report `body` on the order's shipment, signed as `carrier` signs its
+/// webhook requests (components/shipping/src/webhook.rs) at `timestamp` (Unix
+/// seconds; `None`: now), or as given in `signature` (to try a forged or replayed one).
+pub struct CarrierReport<'a> {
+    pub carrier: &'a str,
+    pub timestamp: Option<i64>,
+    pub signature: Option<String>,
+}
+
+impl CarrierReport<'_> {
+    /// Signed now by `carrier` with its secret.
+    pub fn by(carrier: &str) -> CarrierReport<'_> {
+        CarrierReport { carrier, timestamp: None, signature: None }
+    }
+}
+
+/// `sha256=<hex HMAC-SHA256 of "<timestamp>.<body>">` under `secret`.
+pub fn carrier_signature(secret: &str, timestamp: i64, body: &[u8]) -> String {
+    use hmac::Mac;
+    let mut mac = hmac::Hmac::<sha2::Sha256>::new_from_slice(secret.as_bytes()).expect("any key length");
+    mac.update(format!("{timestamp}.").as_bytes());
+    mac.update(body);
+    format!("sha256={}", hex::encode(mac.finalize().into_bytes()))
+}
+
+/// `POST /api/shipments/{order_id}/events` with `body`, signed per `report`.
+pub async fn carrier_report(base: &str, order_id: &str, body: &Json, report: &CarrierReport<'_>) -> Answer {
+    let body = body.to_string();
+    let timestamp = report.timestamp.unwrap_or_else(estore_shared::clock::now_unix);
+    let secret = CARRIER_SECRETS.iter().find(|(carrier, _)| *carrier == report.carrier).map_or("", |(_, s)| s);
+    let signature = report.signature.clone().unwrap_or_else(|| carrier_signature(secret, timestamp, body.as_bytes()));
+    let response = reqwest::Client::new()
+        .post(format!("{base}/api/shipments/{order_id}/events"))
+        .header("content-type", "application/json")
+        .header("x-carrier", report.carrier)
+        .header("x-carrier-timestamp", timestamp.to_string())
+        .header("x-carrier-signature", signature)
+        .body(body)
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("carrier webhook: {e}"));
+    let status = response.status().as_u16();
+    let headers = response.headers().clone();
+    let body = serde_json::from_str(&response.text().await.unwrap_or_default()).unwrap_or(Json::Null);
+    Answer { status, headers, body }
 }
 
 /// A server-sent event: its `id`, `event` name and JSON `data`.

@@ -133,6 +133,126 @@ async fn login_failures_are_401_then_429(backends: Backends) {
     login_as(&client, "carol").await;
 }
 
+/// Twenty guesses at once at one password: each attempt is counted before its
+/// password is checked, so no more than five get an answer about the password.
+async fn parallel_guesses_stop_at_five(backends: Backends) {
+    let store = Store::new(backends);
+    let host = store.start();
+    let client = Client::new(&host);
+    register(&client, "paula").await;
+    let wrong = json!({"email": "paula@example.com", "password": "wrong password"});
+    let guesses: Vec<_> = (0..20)
+        .map(|_| {
+            let (client, wrong) = (client.clone(), wrong.clone());
+            tokio::spawn(async move { client.post("/api/auth/login", wrong).await })
+        })
+        .collect();
+    let mut statuses = Vec::new();
+    for guess in guesses {
+        statuses.push(guess.await.expect("a guess").status);
+    }
+    statuses.sort_unstable();
+    assert_eq!(statuses.iter().filter(|s| **s == 401).count(), 5, "{statuses:?}");
+    assert_eq!(statuses.iter().filter(|s| **s == 429).count(), 15, "{statuses:?}");
+}
+
+/// Someone guessing the administrator's password from elsewhere is stopped, and the
+/// administrator still logs in from their own address; an unknown e-mail is
+/// throttled as a known one is, and costs as long as a wrong password.
+async fn guessing_elsewhere_locks_out_only_the_guesser(backends: Backends) {
+    let store = Store::new(backends);
+    let host = store.start();
+    let client = Client::new(&host);
+    let attacker = client.from_address("127.0.0.2");
+    let guess = json!({"email": ADMIN_EMAIL, "password": "password123"});
+    for _ in 1..=5 {
+        assert_problem(&attacker.post("/api/auth/login", guess.clone()).await, 401);
+    }
+    let stopped = attacker.post("/api/auth/login", guess).await;
+    assert_problem(&stopped, 429);
+    assert!(stopped.headers.contains_key("retry-after"), "{stopped:?}");
+    // The administrator, from their own address, is not locked out.
+    client.admin().await;
+
+    // An unknown e-mail: the same answers, throttled the same.
+    let unknown = json!({"email": "nobody@example.com", "password": "password123"});
+    for _ in 1..=5 {
+        assert_problem(&attacker.post("/api/auth/login", unknown.clone()).await, 401);
+    }
+    assert_problem(&attacker.post("/api/auth/login", unknown).await, 429);
+
+    // ... and it takes as long as a wrong password for a real account (a password
+    // check), not the few milliseconds of a database lookup.
+    register(&client, "quinn").await;
+    let timed = |body: Json| {
+        let client = client.clone();
+        async move {
+            let started = std::time::Instant::now();
+            assert_problem(&client.post("/api/auth/login", body).await, 401);
+            started.elapsed()
+        }
+    };
+    let mut known = Vec::new();
+    let mut missing = Vec::new();
+    for n in 0..4 {
+        known.push(timed(json!({"email": "quinn@example.com", "password": "wrong password"})).await);
+        missing.push(timed(json!({"email": format!("ghost{n}@example.com"), "password": "wrong password"})).await);
+    }
+    known.sort_unstable();
+    missing.sort_unstable();
+    let (known, missing) = (known[2], missing[2]);
+    assert!(missing * 3 > known && known * 3 > missing, "wrong password {known:?}, unknown e-mail {missing:?}");
+}
+
+/// A new password, a new role and a deleted account each end every token the user
+/// held, in users and in every other service, at once.
+async fn changes_to_an_account_revoke_its_tokens(backends: Backends) {
+    let store = Store::new(backends);
+    let host = store.start();
+    let client = Client::new(&host);
+    let rosa = register(&client, "rosa").await;
+    let rosa_id = rosa["id"].as_str().unwrap_or_default().to_owned();
+    let (laptop, phone) = (login_as(&client, "rosa").await, login_as(&client, "rosa").await);
+    assert_eq!(phone.get("/api/cart").await.status, 200);
+
+    let changed = laptop
+        .patch("/api/users/me", json!({"password": "a new password", "current_password": "correct horse battery"}))
+        .await;
+    assert_eq!(changed.status, 200, "{changed:?}");
+    for (old, path) in [(&laptop, "/api/users/me"), (&phone, "/api/users/me"), (&phone, "/api/cart"), (&phone, "/api/orders")] {
+        let answer = old.get(path).await;
+        assert_problem(&answer, 401);
+        assert!(answer.body["detail"].as_str().is_some_and(|d| d.contains("revoked")), "{path}: {answer:?}");
+    }
+    let rosa = client.login("rosa@example.com", "a new password").await;
+    assert_eq!(rosa.get("/api/cart").await.status, 200);
+
+    // Made an admin: the customer's token is gone, the next one is an admin's.
+    let admin = client.admin().await;
+    let promoted = admin.patch(&format!("/api/users/{rosa_id}"), json!({"role": "admin"})).await;
+    assert_eq!((promoted.status, &promoted.body["role"]), (200, &json!("admin")), "{promoted:?}");
+    assert_problem(&rosa.get("/api/cart").await, 401);
+    let rosa = client.login("rosa@example.com", "a new password").await;
+    assert_eq!(rosa.get("/api/users").await.status, 200, "an admin now");
+    // Demoted: the admin's token stops at once, in every service.
+    let demoted = admin.patch(&format!("/api/users/{rosa_id}"), json!({"role": "customer"})).await;
+    assert_eq!(demoted.status, 200, "{demoted:?}");
+    assert_problem(&rosa.get("/api/users").await, 401);
+    assert_problem(&rosa.put("/api/inventory/1", json!({"available": 0})).await, 401);
+    let me = admin.get("/api/users/me").await.body;
+    let own = admin.patch(&format!("/api/users/{}", me["id"].as_str().unwrap_or_default()), json!({"role": "customer"})).await;
+    assert_problem(&own, 409);
+    assert_problem(&rosa.patch(&format!("/api/users/{rosa_id}"), json!({"role": "admin"})).await, 401);
+    let customer = client.login("rosa@example.com", "a new password").await;
+    assert_problem(&customer.patch(&format!("/api/users/{rosa_id}"), json!({"role": "admin"})).await, 403);
+    assert_problem(&admin.patch(&format!("/api/users/{rosa_id}"), json!({"role": "owner"})).await, 400);
+
+    // Deleted: the token stops working everywhere, not only in users.
+    assert_eq!(customer.delete("/api/users/me").await.status, 204);
+    assert_problem(&customer.get("/api/cart").await, 401);
+    assert_problem(&customer.get("/api/notifications/email").await, 401);
+}
+
 async fn token_of(client: &Client, name: &str) -> String {
     let body = json!({"email": format!("{name}@example.com"), "password": "correct horse battery"});
     let answer = client.post("/api/auth/login", body).await;
@@ -185,6 +305,7 @@ async fn only_admins_list_users_and_others_are_hidden(backends: Backends) {
         sub: erin_id.to_owned(),
         role: estore_shared::auth::Role::Admin,
         exp: estore_shared::clock::now_unix() + 3600,
+        iat_ms: estore_shared::clock::now_unix_ms(),
     };
     let public_default = estore_shared::auth::issue(b"development-secret-change-me", &claims);
     assert_problem(&client.with_token(&public_default).get("/api/users").await, 401);
@@ -246,7 +367,8 @@ async fn a_user_changes_and_deletes_their_account(backends: Backends) {
     assert_eq!(deleted.status, 204, "{deleted:?}");
     let login = client.post("/api/auth/login", json!({"email": "gina@example.com", "password": "new password!"})).await;
     assert_problem(&login, 401);
-    assert_problem(&gina.get("/api/users/me").await, 404);
+    // The deleted account's token went with it.
+    assert_problem(&gina.get("/api/users/me").await, 401);
     // The e-mail is free again.
     register(&client, "gina").await;
 }
@@ -282,6 +404,9 @@ on_backends!(
     register_answers_the_user_without_secrets,
     bad_registrations_name_every_field,
     login_failures_are_401_then_429,
+    parallel_guesses_stop_at_five,
+    guessing_elsewhere_locks_out_only_the_guesser,
+    changes_to_an_account_revoke_its_tokens,
     tokens_guard_the_own_account,
     only_admins_list_users_and_others_are_hidden,
     a_user_changes_and_deletes_their_account,
@@ -294,6 +419,7 @@ on_backends!(
 async fn on_kafka_postgres_register_login_and_throttle() {
     register_answers_the_user_without_secrets(Backends::KafkaPostgres).await;
     login_failures_are_401_then_429(Backends::KafkaPostgres).await;
+    parallel_guesses_stop_at_five(Backends::KafkaPostgres).await;
 }
 
 /// Every change to an account reaches the broker, keyed by the user id, in the

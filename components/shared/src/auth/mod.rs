@@ -1,5 +1,6 @@
 //! Who is calling, and may they: signed, expiring bearer tokens (issued at login,
-//! checked on every request) and argon2id password hashes.
+//! checked on every request, revoked all at once by a new password, a new role or a
+//! deleted account: [`revocation`]) and argon2id password hashes.
 //!
 //! ```no_run
 //! use estore_shared::auth::{self, Claims, Role};
@@ -10,7 +11,7 @@
 //! const SECRET: &[u8] = b"from a variable, at least 32 random bytes";
 //!
 //! // Login, once the password checked out: a token valid for an hour.
-//! let claims = Claims { sub: "user-7".into(), role: Role::Customer, exp: clock::now_unix() + 3600 };
+//! let claims = Claims { sub: "user-7".into(), role: Role::Customer, exp: clock::now_unix() + 3600, iat_ms: clock::now_unix_ms() };
 //! let token = auth::issue(SECRET, &claims);
 //!
 //! // Any other endpoint:
@@ -22,6 +23,7 @@
 //! ```
 
 mod password;
+pub mod revocation;
 mod token;
 
 pub use password::{hash_password, verify_password};
@@ -41,13 +43,17 @@ pub enum Role {
     Admin,
 }
 
-/// What a token says: who (`sub`, the user id), as what, and until when (`exp`,
-/// Unix seconds).
+/// What a token says: who (`sub`, the user id), as what, until when (`exp`, Unix
+/// seconds) and since when (`iat_ms`, Unix milliseconds: a revocation in the same
+/// second as a login must still tell them apart). Tokens issued before `iat_ms`
+/// existed read as issued at 0, so any revocation covers them.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Claims {
     pub sub: String,
     pub role: Role,
     pub exp: i64,
+    #[serde(default)]
+    pub iat_ms: i64,
 }
 
 impl Claims {
@@ -87,14 +93,21 @@ pub fn authenticate(req: &Request, secret: &[u8]) -> Result<Claims, Problem> {
 }
 
 /// [`authenticate`] with the secret of the manifest variable `token_secret`, which
-/// every component that checks tokens is given (components/README.md). A missing
-/// variable is the deployment's bug: logged, and an opaque 500.
+/// every component that checks tokens is given (components/README.md), and then
+/// [`revocation::check`] in the key-value store `default`, which they are granted
+/// too. A missing variable is the deployment's bug: logged, and an opaque 500.
 pub fn caller(req: &Request) -> Result<Claims, Problem> {
-    let secret = spin_sdk::variables::get("token_secret").map_err(|e| {
+    let claims = authenticate(req, token_secret()?.as_bytes())?;
+    revocation::check(&claims)?;
+    Ok(claims)
+}
+
+/// The manifest variable `token_secret`: the key tokens are signed with.
+pub fn token_secret() -> Result<String, Problem> {
+    spin_sdk::variables::get("token_secret").map_err(|e| {
         eprintln!("the variable token_secret is not available: {e}");
         Problem::internal()
-    })?;
-    authenticate(req, secret.as_bytes())
+    })
 }
 
 #[cfg(test)]
@@ -115,7 +128,7 @@ mod tests {
     }
 
     fn claims(role: Role, exp: i64) -> Claims {
-        Claims { sub: "user-7".into(), role, exp }
+        Claims { sub: "user-7".into(), role, exp, iat_ms: 0 }
     }
 
     fn challenge(problem: Problem) -> String {
@@ -168,7 +181,7 @@ mod tests {
     fn roles_serialise_lowercase() {
         assert_eq!(
             serde_json::to_string(&claims(Role::Admin, 5)).expect("serialises"),
-            r#"{"sub":"user-7","role":"admin","exp":5}"#
+            r#"{"sub":"user-7","role":"admin","exp":5,"iat_ms":0}"#
         );
         assert!(serde_json::from_str::<Role>(r#""Admin""#).is_err());
     }

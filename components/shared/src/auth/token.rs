@@ -76,7 +76,7 @@ mod tests {
     const NOW: i64 = 1_795_660_800;
 
     fn claims() -> Claims {
-        Claims { sub: "user-7".into(), role: Role::Customer, exp: NOW + 3600 }
+        Claims { sub: "user-7".into(), role: Role::Customer, exp: NOW + 3600, iat_ms: NOW * 1000 }
     }
 
     #[test]
@@ -93,7 +93,7 @@ mod tests {
         let token = issue(SECRET, &claims());
         let payload = token.split('.').next().expect("a payload");
         let json = URL_SAFE_NO_PAD.decode(payload).expect("base64url");
-        assert_eq!(json, br#"{"sub":"user-7","role":"customer","exp":1795664400}"#);
+        assert_eq!(json, br#"{"sub":"user-7","role":"customer","exp":1795664400,"iat_ms":1795660800000}"#);
     }
 
     #[test]
