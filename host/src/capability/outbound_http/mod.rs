@@ -87,7 +87,8 @@ impl OutboundHttp {
     fn deny(&self, uri: &http::Uri) -> Error {
         tracing::warn!(
             component = %self.component,
-            "denied outbound request to {uri}: not in allowed_outbound_hosts"
+            "denied outbound request to {}: not in allowed_outbound_hosts",
+            crate::redact::uri(uri)
         );
         Error::HttpRequestDenied
     }
@@ -109,7 +110,7 @@ impl WasiHttpHooks for OutboundHttp {
             otel.name = format!("{} {}{}", request.method(), uri.host().unwrap_or_default(), uri.path()),
             otel.kind = "client",
             http.request.method = %request.method(),
-            url.full = %uri,
+            url.full = %crate::redact::uri(&uri),
             http.response.status_code = tracing::field::Empty,
         );
         if let Ok(traceparent) = http::HeaderValue::from_str(&self.trace.traceparent_in(&span)) {

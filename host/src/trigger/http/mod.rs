@@ -158,6 +158,7 @@ impl HttpDispatcher {
                 metrics.count_failure(&id, failure.kind());
                 metrics.count_request(&id, status.as_u16(), started.elapsed());
                 span.record("http.response.status_code", status.as_u16());
+                let uri = crate::redact::uri(&uri);
                 span.in_scope(|| tracing::error!("{method} {uri}: {detail}{cause}"));
                 problem(status, &detail)
             }
