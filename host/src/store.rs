@@ -46,6 +46,15 @@ pub struct RequestLimits {
     pub max_memory_bytes: usize,
 }
 
+/// What one instance is made for, beyond its component's grants.
+pub struct Work {
+    /// The request or message this instance works for.
+    pub trace: TraceContext,
+    /// How many chained calls led to it: 0 for a request from the network or a
+    /// message. Counted by the host, whatever headers the callers sent.
+    pub chain_depth: u32,
+}
+
 pub struct HostState {
     pub component: Arc<str>,
     pub wasi: WasiCtx,
@@ -78,14 +87,17 @@ impl HostState {
         engine: &Engine,
         context: &ComponentContext,
         dispatcher: Arc<HttpDispatcher>,
-        trace: TraceContext,
+        work: Work,
     ) -> anyhow::Result<Store<HostState>> {
+        let Work { trace, chain_depth } = work;
+        let outbound =
+            OutboundHttp::new(context.id.clone(), context.outbound.clone(), dispatcher, trace.clone(), chain_depth);
         let state = HostState {
             component: context.id.clone(),
             wasi: context.wasi.build_ctx(&context.id)?,
             http: WasiHttpCtx::new(),
             table: ResourceTable::new(),
-            outbound: OutboundHttp::new(context.id.clone(), context.outbound.clone(), dispatcher, trace.clone()),
+            outbound,
             memory: MemoryCap::new(context.limits.max_memory_bytes),
             variables: context.variables.clone(),
             key_value: context.key_value.clone(),

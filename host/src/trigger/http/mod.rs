@@ -23,15 +23,15 @@ use wasmtime_wasi_http::{WasiBody, WasiHttpView};
 
 use crate::manifest::Manifest;
 use crate::registry::{LoadedComponent, Registry};
-use crate::store::{HostState, Stopped};
+use crate::store::{HostState, Stopped, Work};
 use crate::trace::{self, TraceContext};
 use routes::{RouteMatch, Router};
 
 pub use server::serve;
 
-/// How deep chained calls may nest before the host calls it a loop.
+/// How deep chained calls may nest before the host calls it a loop. The store's
+/// deepest chain is two calls (orders → cart → catalog).
 const MAX_CHAIN_DEPTH: u32 = 10;
-const CHAIN_DEPTH_HEADER: &str = "estore-chain-depth";
 
 pub struct HttpDispatcher {
     router: Router,
@@ -73,20 +73,21 @@ impl HttpDispatcher {
                 None => problem(StatusCode::NOT_FOUND, &format!("no route matches {path}")),
             };
         };
-        self.invoke(&component, req, &route, client, host).await
+        self.invoke(&component, req, &route, client, host, 0).await
     }
 
     /// A request from a component to `http://<id>.spin.internal/...`, served in process.
+    /// `depth` is the caller's own depth plus one, as the host counted it.
     pub async fn handle_chained(
         self: &Arc<Self>,
         target: &str,
-        mut req: Request<WasiBody>,
+        req: Request<WasiBody>,
+        depth: u32,
     ) -> Result<Response<WasiBody>, wasmtime_wasi_http::Error> {
-        let depth = chain_depth(&req) + 1;
         if depth > MAX_CHAIN_DEPTH {
+            tracing::warn!("chained request to `{target}` refused: {depth} calls deep, the limit is {MAX_CHAIN_DEPTH} (a loop?)");
             return Err(wasmtime_wasi_http::Error::LoopDetected);
         }
-        req.headers_mut().insert(CHAIN_DEPTH_HEADER, depth.into());
         let Some(component) = self.registry.get(target) else {
             tracing::warn!("chained request to unknown component `{target}`");
             return Err(wasmtime_wasi_http::Error::DestinationNotFound);
@@ -94,7 +95,7 @@ impl HttpDispatcher {
         let route = RouteMatch::synthetic(target, req.uri().path());
         // What Spin reports as the client of a chained request.
         let nobody: SocketAddr = ([0, 0, 0, 0], 0).into();
-        Ok(self.invoke(&component, req, &route, nobody, nobody).await)
+        Ok(self.invoke(&component, req, &route, nobody, nobody, depth).await)
     }
 
     async fn invoke<B>(
@@ -104,6 +105,7 @@ impl HttpDispatcher {
         route: &RouteMatch<'_>,
         client: SocketAddr,
         host: SocketAddr,
+        chain_depth: u32,
     ) -> Response<WasiBody>
     where
         B: Body<Data = Bytes> + Send + 'static,
@@ -128,7 +130,7 @@ impl HttpDispatcher {
         headers::apply(&mut req, route, client, host);
         let started = std::time::Instant::now();
         let metrics = crate::metrics::global();
-        match self.run(component, req, trace).instrument(span.clone()).await {
+        match self.run(component, req, Work { trace, chain_depth }).instrument(span.clone()).await {
             Ok(response) => {
                 metrics.count_request(&id, response.status().as_u16(), started.elapsed());
                 span.record("http.response.status_code", response.status().as_u16());
@@ -171,7 +173,7 @@ impl HttpDispatcher {
         self: &Arc<Self>,
         component: &Arc<LoadedComponent>,
         req: Request<B>,
-        trace: TraceContext,
+        work: Work,
     ) -> Result<Response<WasiBody>, Failure>
     where
         B: Body<Data = Bytes> + Send + 'static,
@@ -183,7 +185,7 @@ impl HttpDispatcher {
         component.served.count_request();
         let engine = self.registry.engine();
         let mut store =
-            HostState::new_store(engine, &component.context, self.clone(), trace).map_err(Failure::Instantiate)?;
+            HostState::new_store(engine, &component.context, self.clone(), work).map_err(Failure::Instantiate)?;
         let incoming =
             store.data_mut().http().new_incoming_request(Scheme::Http, req).map_err(|e| Failure::Instantiate(e.into()))?;
         let (sender, receiver) = tokio::sync::oneshot::channel();
@@ -249,14 +251,6 @@ pub(crate) fn root_cause(error: &anyhow::Error) -> String {
 fn trace_of(headers: &http::HeaderMap) -> TraceContext {
     let header = |name: &str| headers.get(name).map(|v| v.as_bytes());
     TraceContext::continue_from(header(trace::TRACEPARENT), header(trace::CORRELATION_REQUEST_HEADER))
-}
-
-fn chain_depth<B>(req: &Request<B>) -> u32 {
-    req.headers()
-        .get(CHAIN_DEPTH_HEADER)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(0)
 }
 
 /// An RFC 9457 problem document: the same error shape the store's services use.
