@@ -5,7 +5,7 @@
 //! globals) is seen by the next. The context holds only what the manifest granted.
 
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use wasmtime::component::ResourceTable;
 use wasmtime::{ResourceLimiter, Store, Trap, UpdateDeadline};
@@ -23,6 +23,7 @@ use crate::capability::wasi::WasiGrant;
 use crate::engine::Engine;
 use crate::trace::TraceContext;
 use crate::trigger::http::HttpDispatcher;
+use crate::trigger::http::admission::Slots;
 
 /// Everything the manifest and runtime config grant one component, resolved at start.
 pub struct ComponentContext {
@@ -38,12 +39,16 @@ pub struct ComponentContext {
     /// The platform's controls, only for a component with `allow_operations = true`.
     pub operations: Option<Arc<Operations>>,
     pub limits: RequestLimits,
+    /// The instances it may have serving requests at once, shared by its versions.
+    pub slots: Slots,
 }
 
 #[derive(Clone, Copy, Debug)]
 pub struct RequestLimits {
-    pub timeout: std::time::Duration,
+    /// The deadline of a message, and of a request whose route sets none.
+    pub timeout: Duration,
     pub max_memory_bytes: usize,
+    pub max_request_body_bytes: u64,
 }
 
 /// What one instance is made for, beyond its component's grants.
@@ -53,6 +58,8 @@ pub struct Work {
     /// How many chained calls led to it: 0 for a request from the network or a
     /// message. Counted by the host, whatever headers the callers sent.
     pub chain_depth: u32,
+    /// Its wall-clock deadline: its route's, else its component's.
+    pub timeout: Duration,
 }
 
 pub struct HostState {
@@ -89,7 +96,7 @@ impl HostState {
         dispatcher: Arc<HttpDispatcher>,
         work: Work,
     ) -> anyhow::Result<Store<HostState>> {
-        let Work { trace, chain_depth } = work;
+        let Work { trace, chain_depth, timeout } = work;
         let outbound =
             OutboundHttp::new(context.id.clone(), context.outbound.clone(), dispatcher, trace.clone(), chain_depth);
         let state = HostState {
@@ -112,7 +119,7 @@ impl HostState {
         };
         let mut store = Store::new(engine.wasmtime(), state);
         store.limiter(|state| &mut state.memory);
-        let deadline = Instant::now() + context.limits.timeout;
+        let deadline = Instant::now() + timeout;
         // Yield to the executor every tick so a busy guest never starves other
         // requests on the same worker thread, and trap once the deadline has passed.
         store.set_epoch_deadline(1);

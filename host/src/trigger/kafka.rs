@@ -282,7 +282,12 @@ impl MessageDispatcher {
             return Outcome::Reject(format!("component `{}` has no message handler", component.context.id));
         };
         let engine = self.registry.engine();
-        let mut store = match HostState::new_store(engine, &component.context, self.http.clone(), Work { trace, chain_depth: 0 }) {
+        let mut store = match HostState::new_store(
+            engine,
+            &component.context,
+            self.http.clone(),
+            Work { trace, chain_depth: 0, timeout: component.context.limits.timeout },
+        ) {
             Ok(store) => store,
             Err(e) => return Outcome::Retry(format!("cannot create an instance: {e:#}")),
         };

@@ -1,22 +1,32 @@
 //! The HTTP trigger: routes each request to a component and runs it on a fresh
 //! instance.
 //!
+//! Before an instance starts, the request must be admitted ([`admission`]): its body
+//! read whole within the component's size limit and the server's time limit (413,
+//! 408), and a slot free among the component's instances (503 with `Retry-After`).
+//! Each runs to the deadline of its route (a `[[trigger.http]]` entry's
+//! `request_timeout_ms`), else of its component.
+//!
 //! Whatever the component does (trap, loop, exhaust its memory), the client gets an
 //! answer: a JSON problem document with 500, or 504 when the deadline passed, and the
 //! host log gets a line naming the component. Nothing of a failed instance survives
 //! the request, so the next request to the same component starts clean.
 
+pub mod admission;
+mod connection;
 mod headers;
 pub mod routes;
 mod server;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::time::Duration;
 
 use bytes::Bytes;
 use http::{Request, Response, StatusCode};
 use http_body_util::{BodyExt, Full};
 use hyper::body::Body;
+use tokio::sync::OwnedSemaphorePermit;
 use tracing::Instrument;
 use wasmtime_wasi_http::p2::bindings::http::types::Scheme;
 use wasmtime_wasi_http::{WasiBody, WasiHttpView};
@@ -33,9 +43,16 @@ pub use server::serve;
 /// deepest chain is two calls (orders → cart → catalog).
 const MAX_CHAIN_DEPTH: u32 = 10;
 
+/// A request body's error, as the body reader takes it.
+type BodyError = Box<dyn std::error::Error + Send + Sync>;
+
 pub struct HttpDispatcher {
     router: Router,
+    /// Each public route's own deadline, by its position in the router's list.
+    route_timeouts: Vec<Option<Duration>>,
     registry: Arc<Registry>,
+    /// How long a request's body may take to arrive.
+    body_read_timeout: Duration,
 }
 
 /// Why a component produced no response.
@@ -49,16 +66,21 @@ enum Failure {
 }
 
 impl HttpDispatcher {
-    pub fn new(manifest: &Manifest, registry: Arc<Registry>) -> Result<HttpDispatcher, String> {
-        let router = Router::build(&manifest.application.http_base, manifest.http_routes())?;
-        Ok(HttpDispatcher { router, registry })
+    pub fn new(manifest: &Manifest, registry: Arc<Registry>, body_read_timeout: Duration) -> Result<HttpDispatcher, String> {
+        let routes = manifest.http_routes();
+        let router = Router::build(
+            &manifest.application.http_base,
+            routes.iter().map(|(route, trigger)| (route.to_string(), trigger.component.clone())),
+        )?;
+        let route_timeouts = routes.iter().map(|(_, trigger)| trigger.request_timeout_ms.map(Duration::from_millis)).collect();
+        Ok(HttpDispatcher { router, route_timeouts, registry, body_read_timeout })
     }
 
     /// A request from the network.
     pub async fn handle<B>(self: &Arc<Self>, req: Request<B>, client: SocketAddr, host: SocketAddr) -> Response<WasiBody>
     where
-        B: Body<Data = Bytes> + Send + 'static,
-        B::Error: Into<wasmtime_wasi_http::Error>,
+        B: Body<Data = Bytes>,
+        B::Error: Into<BodyError>,
     {
         let path = req.uri().path().to_owned();
         let Some(route) = self.router.route(&path) else {
@@ -108,8 +130,8 @@ impl HttpDispatcher {
         chain_depth: u32,
     ) -> Response<WasiBody>
     where
-        B: Body<Data = Bytes> + Send + 'static,
-        B::Error: Into<wasmtime_wasi_http::Error>,
+        B: Body<Data = Bytes>,
+        B::Error: Into<BodyError>,
     {
         let id = component.context.id.clone();
         let method = req.method().clone();
@@ -130,7 +152,25 @@ impl HttpDispatcher {
         headers::apply(&mut req, route, client, host);
         let started = std::time::Instant::now();
         let metrics = crate::metrics::global();
-        match self.run(component, req, Work { trace, chain_depth }).instrument(span.clone()).await {
+        let limits = &component.context.limits;
+        let admitted = async {
+            let req = admission::read_body(req, limits.max_request_body_bytes, self.body_read_timeout).await?;
+            let slot = component.context.slots.take(&id).await?;
+            Ok::<_, admission::Refusal>((req, slot))
+        };
+        let (req, slot) = match admitted.instrument(span.clone()).await {
+            Ok(admitted) => admitted,
+            Err(refusal) => {
+                let response = refusal.response(&id);
+                metrics.count_refusal(&id, refusal.reason());
+                metrics.count_request(&id, response.status().as_u16(), started.elapsed());
+                span.record("http.response.status_code", response.status().as_u16());
+                span.in_scope(|| tracing::debug!("{method} {}: refused ({})", crate::redact::uri(&uri), refusal.reason()));
+                return response;
+            }
+        };
+        let timeout = route.index.and_then(|i| self.route_timeouts.get(i).copied().flatten()).unwrap_or(limits.timeout);
+        match self.run(component, req, Work { trace, chain_depth, timeout }, slot).instrument(span.clone()).await {
             Ok(response) => {
                 metrics.count_request(&id, response.status().as_u16(), started.elapsed());
                 span.record("http.response.status_code", response.status().as_u16());
@@ -140,10 +180,7 @@ impl HttpDispatcher {
                 let (status, detail) = match &failure {
                     Failure::Timeout => (
                         StatusCode::GATEWAY_TIMEOUT,
-                        format!(
-                            "component `{id}` did not answer within {} ms",
-                            component.context.limits.timeout.as_millis()
-                        ),
+                        format!("component `{id}` did not answer within {} ms", timeout.as_millis()),
                     ),
                     Failure::MemoryExceeded { max_bytes } => (
                         StatusCode::INTERNAL_SERVER_ERROR,
@@ -167,31 +204,30 @@ impl HttpDispatcher {
         }
     }
 
-    /// Runs the component on a fresh instance. The guest runs in its own task because
-    /// it may keep streaming the body after it has handed over the response head.
-    async fn run<B>(
+    /// Runs the component on a fresh instance, which holds `slot` until it ends. The
+    /// guest runs in its own task because it may keep streaming the body after it has
+    /// handed over the response head.
+    async fn run(
         self: &Arc<Self>,
         component: &Arc<LoadedComponent>,
-        req: Request<B>,
+        req: Request<http_body_util::Collected<Bytes>>,
         work: Work,
-    ) -> Result<Response<WasiBody>, Failure>
-    where
-        B: Body<Data = Bytes> + Send + 'static,
-        B::Error: Into<wasmtime_wasi_http::Error>,
-    {
+        slot: OwnedSemaphorePermit,
+    ) -> Result<Response<WasiBody>, Failure> {
         let Some(http) = component.http.clone() else {
             return Err(Failure::Instantiate(anyhow::anyhow!("component `{}` has no HTTP trigger", component.context.id)));
         };
         component.served.count_request();
         let engine = self.registry.engine();
+        let timeout = work.timeout;
         let mut store =
             HostState::new_store(engine, &component.context, self.clone(), work).map_err(Failure::Instantiate)?;
         let incoming =
             store.data_mut().http().new_incoming_request(Scheme::Http, req).map_err(|e| Failure::Instantiate(e.into()))?;
         let (sender, receiver) = tokio::sync::oneshot::channel();
         let outparam = store.data_mut().http().new_response_outparam(sender).map_err(|e| Failure::Instantiate(e.into()))?;
-        let timeout = component.context.limits.timeout;
         let task = tokio::spawn(async move {
+            let _slot = slot;
             let call = async {
                 let proxy = http.instantiate_async(&mut store).await.map_err(|e| Failure::Instantiate(e.into()))?;
                 proxy
