@@ -17,9 +17,10 @@
 use std::io;
 use std::pin::Pin;
 use std::sync::{Arc, Mutex, PoisonError};
-use std::task::{Context, Poll};
+use std::task::{Context, Poll, Waker};
 use std::time::Duration;
 
+use hyper::body::{Body, Frame, SizeHint};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::time::{Instant, Sleep};
 
@@ -35,42 +36,56 @@ enum Phase {
 }
 
 pub struct Clock {
-    phase: Mutex<Phase>,
+    state: Mutex<State>,
     header_read_timeout: Duration,
     keep_alive_timeout: Duration,
+}
+
+struct State {
+    phase: Phase,
+    /// The task that found the stream with nothing to read while a request was
+    /// served: it must look again (and start the keep-alive timer) once the request
+    /// is done, because hyper does not read again on its own until bytes arrive.
+    reader: Option<Waker>,
 }
 
 impl Clock {
     /// The clock of a connection accepted now.
     pub fn start(header_read_timeout: Duration, keep_alive_timeout: Duration) -> Arc<Clock> {
-        Arc::new(Clock { phase: Mutex::new(Phase::Head(Instant::now())), header_read_timeout, keep_alive_timeout })
+        let state = State { phase: Phase::Head(Instant::now()), reader: None };
+        Arc::new(Clock { state: Mutex::new(state), header_read_timeout, keep_alive_timeout })
     }
 
-    /// Stops the clock while a request is served: until the guard is dropped, which
-    /// the server does when the response's body has been written (or abandoned).
+    /// Stops the clock while a request is served: until the guard is dropped, with
+    /// the response's body ([`Watched`]).
     pub fn serving(self: &Arc<Self>) -> Serving {
-        self.set(Phase::Busy);
+        self.lock().phase = Phase::Busy;
         Serving(self.clone())
     }
 
-    fn set(&self, phase: Phase) {
-        *self.phase.lock().unwrap_or_else(PoisonError::into_inner) = phase;
+    fn lock(&self) -> std::sync::MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
     /// Bytes came in: an idle connection has started its next request.
     fn bytes_arrived(&self) {
-        let mut phase = self.phase.lock().unwrap_or_else(PoisonError::into_inner);
-        if let Phase::Idle(_) = *phase {
-            *phase = Phase::Head(Instant::now());
+        let mut state = self.lock();
+        if let Phase::Idle(_) = state.phase {
+            state.phase = Phase::Head(Instant::now());
         }
     }
 
-    /// When the connection runs out of time, and what it was waiting for.
-    fn deadline(&self) -> Option<(Instant, &'static str)> {
-        match *self.phase.lock().unwrap_or_else(PoisonError::into_inner) {
+    /// When the connection runs out of time, and what it was waiting for; with no
+    /// deadline (a request is served), `reader` is woken when there is one.
+    fn deadline(&self, reader: &Waker) -> Option<(Instant, &'static str)> {
+        let mut state = self.lock();
+        match state.phase {
             Phase::Head(since) => Some((since + self.header_read_timeout, "the request head did not arrive in time")),
             Phase::Idle(since) => Some((since + self.keep_alive_timeout, "idle past the keep-alive timeout")),
-            Phase::Busy => None,
+            Phase::Busy => {
+                state.reader = Some(reader.clone());
+                None
+            }
         }
     }
 }
@@ -80,7 +95,41 @@ pub struct Serving(Arc<Clock>);
 
 impl Drop for Serving {
     fn drop(&mut self) {
-        self.0.set(Phase::Idle(Instant::now()));
+        let mut state = self.0.lock();
+        state.phase = Phase::Idle(Instant::now());
+        if let Some(reader) = state.reader.take() {
+            reader.wake();
+        }
+    }
+}
+
+/// A response body that keeps its connection's clock stopped until hyper has written
+/// (or dropped) it: a body may stream for as long as its route's deadline.
+pub struct Watched<B> {
+    body: B,
+    _serving: Serving,
+}
+
+impl<B> Watched<B> {
+    pub fn new(body: B, serving: Serving) -> Watched<B> {
+        Watched { body, _serving: serving }
+    }
+}
+
+impl<B: Body + Unpin> Body for Watched<B> {
+    type Data = B::Data;
+    type Error = B::Error;
+
+    fn poll_frame(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<B::Data>, B::Error>>> {
+        Pin::new(&mut self.body).poll_frame(cx)
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.body.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.body.size_hint()
     }
 }
 
@@ -111,7 +160,7 @@ impl<S: AsyncRead + Unpin> AsyncRead for Timed<S> {
             }
             Poll::Ready(Err(e)) => Poll::Ready(Err(e)),
             Poll::Pending => {
-                let Some((deadline, why)) = self.clock.deadline() else {
+                let Some((deadline, why)) = self.clock.deadline(cx.waker()) else {
                     return Poll::Pending;
                 };
                 if self.timer.deadline() != deadline {
@@ -204,6 +253,23 @@ mod tests {
         server.read_exact(&mut buf).await.unwrap();
         // ...until the next request's first bytes; its head has its own time from there.
         assert_about(time_out(&mut server, Instant::now()).await, HEAD);
+    }
+
+    #[tokio::test]
+    async fn a_read_waiting_while_a_request_is_served_is_timed_once_it_is_done() {
+        let (mut server, _client, clock) = connection();
+        let serving = clock.serving();
+        // Like hyper: one read, started while the request is served, that nothing
+        // wakes until bytes arrive.
+        let reading = tokio::spawn(async move {
+            time_out(&mut server, Instant::now()).await;
+            Instant::now()
+        });
+        tokio::time::sleep(HEAD).await;
+        let done = Instant::now();
+        drop(serving);
+        let closed = tokio::time::timeout(IDLE * 3, reading).await.expect("the idle connection was never timed");
+        assert_about(closed.unwrap() - done, IDLE);
     }
 
     #[tokio::test]

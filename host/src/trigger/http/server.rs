@@ -13,7 +13,6 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use http_body_util::BodyExt;
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper_util::rt::TokioIo;
@@ -22,7 +21,7 @@ use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
 
 use super::HttpDispatcher;
-use super::connection::{Clock, Timed};
+use super::connection::{Clock, Timed, Watched};
 use crate::runtime_config::ServerLimits;
 use crate::telemetry::Throttle;
 
@@ -76,16 +75,7 @@ pub async fn serve(
                 let serving = clock.serving();
                 async move {
                     let response = dispatcher.handle(req, client, local).await;
-                    // The clock stays stopped until hyper has written (or dropped) the
-                    // whole body, which may stream for as long as the route's deadline.
-                    let response = response.map(|body| {
-                        body.map_frame(move |frame| {
-                            let _serving = &serving;
-                            frame
-                        })
-                        .boxed_unsync()
-                    });
-                    Ok::<_, std::convert::Infallible>(response)
+                    Ok::<_, std::convert::Infallible>(response.map(|body| Watched::new(body, serving)))
                 }
             })
         };
