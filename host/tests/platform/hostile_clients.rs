@@ -14,9 +14,37 @@ use tokio::net::TcpStream;
 
 use crate::harness::{App, Host, admin_get, get, metric};
 
-/// Starts `manifest` with `runtime_config` as its runtime config file.
-fn start(manifest: &str, runtime_config: &str) -> (App, Host) {
-    let app = App::new(manifest);
+/// A fixture mounted as a component of a test's application.
+#[derive(Clone, Copy)]
+struct Mount<'a> {
+    id: &'a str,
+    /// `None`: a private route, reached only by chaining.
+    route: Option<&'a str>,
+    /// The fixture's wasm file name, without `.wasm`.
+    fixture: &'a str,
+    /// Further keys of `[component.<id>]`.
+    grants: &'a str,
+}
+
+const fn mount<'a>(id: &'a str, route: &'a str, fixture: &'a str) -> Mount<'a> {
+    Mount { id, route: Some(route), fixture, grants: "" }
+}
+
+/// A component reached only by chaining.
+const fn private<'a>(id: &'a str, fixture: &'a str) -> Mount<'a> {
+    Mount { id, route: None, fixture, grants: "" }
+}
+
+/// Starts an application of `mounts` with `runtime_config` as its runtime config file.
+fn start(mounts: &[Mount], runtime_config: &str) -> (App, Host) {
+    let mut manifest = "spin_manifest_version = 2\n[application]\nname = \"hostile-clients\"\n".to_owned();
+    for Mount { id, route, fixture, grants } in mounts {
+        let route = route.map_or("{ private = true }".to_owned(), |route| format!("\"{route}\""));
+        manifest.push_str(&format!(
+            "[[trigger.http]]\nroute = {route}\ncomponent = \"{id}\"\n[component.{id}]\nsource = \"{{wasm}}/{fixture}.wasm\"\n{grants}\n"
+        ));
+    }
+    let app = App::new(&manifest);
     let config = app.dir.path().join("runtime-config.toml");
     std::fs::write(&config, runtime_config).expect("write the runtime config");
     let mut command = app.command();
@@ -26,21 +54,8 @@ fn start(manifest: &str, runtime_config: &str) -> (App, Host) {
 }
 
 /// `hostile` at `/hostile/...` and `hello` at `/hello/...`, the shop's other routes.
-const HOSTILE_AND_HELLO: &str = r#"
-spin_manifest_version = 2
-[application]
-name = "hostile-clients"
-[[trigger.http]]
-route = "/hostile/..."
-component = "hostile"
-[[trigger.http]]
-route = "/hello/..."
-component = "hello"
-[component.hostile]
-source = "{wasm}/hostile.wasm"
-[component.hello]
-source = "{wasm}/hello.wasm"
-"#;
+const HOSTILE_AND_HELLO: &[Mount] = &[mount("hostile", "/hostile/...", "hostile"), mount("hello", "/hello/...", "hello")];
+const MISBEHAVE: Mount = mount("misbehave", "/misbehave/...", "misbehave");
 
 async fn connect(host: &Host) -> TcpStream {
     let address = host.url.trim_start_matches("http://");
@@ -141,29 +156,23 @@ async fn metrics(app: &App) -> String {
     text
 }
 
+/// Requests to `component` the host refused for `reason`, by its metrics.
+async fn refusals(app: &App, component: &str, reason: &str) -> f64 {
+    let text = metrics(app).await;
+    let refused = metric(&text, "estore_http_requests_refused_total", &[("component", component), ("reason", reason)]);
+    refused.unwrap_or_else(|| panic!("no {reason} refusals of {component} in:\n{text}"))
+}
+
 /// Guard: the host counts chain depth itself (`Work::chain_depth`); the guest sends
 /// no depth header at all. Without it, A and B call each other until the pool is
 /// empty.
 #[tokio::test(flavor = "multi_thread")]
 async fn a_chain_between_two_components_ends_at_the_hosts_depth_limit() {
     let (_app, host) = start(
-        r#"
-spin_manifest_version = 2
-[application]
-name = "chains"
-[[trigger.http]]
-route = "/a/..."
-component = "hostile-a"
-[[trigger.http]]
-route = { private = true }
-component = "hostile-b"
-[component.hostile-a]
-source = "{wasm}/hostile.wasm"
-allowed_outbound_hosts = ["http://hostile-b.spin.internal"]
-[component.hostile-b]
-source = "{wasm}/hostile.wasm"
-allowed_outbound_hosts = ["http://hostile-a.spin.internal"]
-"#,
+        &[
+            Mount { grants: r#"allowed_outbound_hosts = ["http://hostile-b.spin.internal"]"#, ..mount("hostile-a", "/a/...", "hostile") },
+            Mount { grants: r#"allowed_outbound_hosts = ["http://hostile-a.spin.internal"]"#, ..private("hostile-b", "hostile") },
+        ],
         "[limits]\nmax_instances = 64\n",
     );
     let (status, chain) = get(&host.url("/a/?action=chain&peer=hostile-b&me=hostile-a")).await;
@@ -180,22 +189,10 @@ allowed_outbound_hosts = ["http://hostile-a.spin.internal"]
 #[tokio::test(flavor = "multi_thread")]
 async fn an_internal_name_in_any_spelling_never_leaves_the_process() {
     let (_app, host) = start(
-        r#"
-spin_manifest_version = 2
-[application]
-name = "spellings"
-[[trigger.http]]
-route = "/hostile/..."
-component = "hostile"
-[[trigger.http]]
-route = { private = true }
-component = "catalog"
-[component.hostile]
-source = "{wasm}/hostile.wasm"
-allowed_outbound_hosts = ["http://catalog.spin.internal"]
-[component.catalog]
-source = "{wasm}/hostile.wasm"
-"#,
+        &[
+            Mount { grants: r#"allowed_outbound_hosts = ["http://catalog.spin.internal"]"#, ..HOSTILE_AND_HELLO[0] },
+            private("catalog", "hostile"),
+        ],
         "",
     );
     let fetch = |url: &str| {
@@ -257,21 +254,7 @@ async fn clients_that_never_send_their_bodies_hold_no_instance() {
 #[tokio::test(flavor = "multi_thread")]
 async fn a_flood_on_one_component_leaves_instances_for_the_others() {
     let (app, host) = start(
-        r#"
-spin_manifest_version = 2
-[application]
-name = "flood"
-[[trigger.http]]
-route = "/misbehave/..."
-component = "misbehave"
-[[trigger.http]]
-route = "/hello/..."
-component = "hello"
-[component.misbehave]
-source = "{wasm}/misbehave.wasm"
-[component.hello]
-source = "{wasm}/hello.wasm"
-"#,
+        &[MISBEHAVE, HOSTILE_AND_HELLO[1]],
         "[limits]\nmax_instances = 6\nmax_instances_per_component = 2\n",
     );
     let client = reqwest::Client::new();
@@ -300,9 +283,7 @@ source = "{wasm}/hello.wasm"
         assert_eq!(retry_after.as_deref(), Some("1"), "{body}");
         assert!(body.contains("component `misbehave` is busy"), "{body}");
     }
-    let text = metrics(&app).await;
-    let refused = metric(&text, "estore_http_requests_refused_total", &[("component", "misbehave"), ("reason", "at_capacity")]);
-    assert_eq!(refused, Some(4.0), "{text}");
+    assert_eq!(refusals(&app, "misbehave", "at_capacity").await, 4.0);
 }
 
 /// Guard: the connection clock's header timeout (`connection::Clock`). A head that
@@ -380,9 +361,7 @@ async fn a_100_mb_body_is_refused_without_the_host_growing() {
 
     let grown = resident_bytes(&host).saturating_sub(before);
     assert!(grown < 20 << 20, "the host grew by {} MiB", grown >> 20);
-    let text = metrics(&app).await;
-    let refused = metric(&text, "estore_http_requests_refused_total", &[("component", "hostile"), ("reason", "body_too_large")]);
-    assert_eq!(refused, Some(2.0), "{text}");
+    assert_eq!(refusals(&app, "hostile", "body_too_large").await, 2.0);
 }
 
 /// Guard: the body read timeout (`admission::read_body`). A body that stops halfway
@@ -405,24 +384,7 @@ async fn a_slow_body_gets_408() {
 /// log names both requests, without either token.
 #[tokio::test(flavor = "multi_thread")]
 async fn tokens_never_reach_the_log() {
-    let (_app, host) = start(
-        r#"
-spin_manifest_version = 2
-[application]
-name = "tokens"
-[[trigger.http]]
-route = "/misbehave/..."
-component = "misbehave"
-[[trigger.http]]
-route = "/hostile/..."
-component = "hostile"
-[component.misbehave]
-source = "{wasm}/misbehave.wasm"
-[component.hostile]
-source = "{wasm}/hostile.wasm"
-"#,
-        "",
-    );
+    let (_app, host) = start(&[MISBEHAVE, HOSTILE_AND_HELLO[0]], "");
     let failed = reqwest::Client::new()
         .get(host.url("/misbehave/?action=trap&access_token=eyJ.secret-one.sig"))
         .header("authorization", "Bearer secret-two")
