@@ -29,6 +29,7 @@ use crate::manifest::{HttpRoute, Manifest};
 use crate::registry::{Registry, TriggeredBy};
 use crate::runtime_config::RuntimeConfig;
 use crate::store::{ComponentContext, RequestLimits};
+use crate::trigger::http::admission::Slots;
 use crate::trigger::http::{self, HttpDispatcher};
 use crate::trigger::kafka::MessageDispatcher;
 
@@ -107,8 +108,13 @@ pub async fn up(options: UpOptions) -> Result<()> {
                 .saturating_mul(1 << 20)
                 .try_into()
                 .unwrap_or(usize::MAX),
+            max_request_body_bytes: own
+                .and_then(|l| l.max_request_body_bytes)
+                .unwrap_or_else(|| runtime.max_request_body_bytes()),
         }
     };
+    let server_limits = runtime.server_limits();
+    let slots_per_component = usize::try_from(runtime.max_instances_per_component()).unwrap_or(usize::MAX);
     let largest_memory = manifest.components.keys().map(|id| limits_of(id).max_memory_bytes).max().unwrap_or(0);
     let engine = Engine::new(&EngineSettings {
         max_memory_bytes: largest_memory as u64,
@@ -182,6 +188,7 @@ pub async fn up(options: UpOptions) -> Result<()> {
             operations: component.allow_operations.then(|| operations.clone()),
             outbound: Arc::new(outbound),
             limits: limits_of(&component.id),
+            slots: Slots::new(slots_per_component),
         };
         // Only a component that may publish can have staged anything to relay.
         if let Some(bus) = bus.as_ref().filter(|_| !component.allowed_publish_topics.is_empty()) {
@@ -222,7 +229,8 @@ pub async fn up(options: UpOptions) -> Result<()> {
     }
     let registry = Arc::new(registry);
     let dispatcher = Arc::new(
-        HttpDispatcher::new(&manifest, registry.clone()).map_err(|e| anyhow!("{}: {e}", manifest.path.display()))?,
+        HttpDispatcher::new(&manifest, registry.clone(), server_limits.body_read_timeout)
+            .map_err(|e| anyhow!("{}: {e}", manifest.path.display()))?,
     );
 
     let messages = bus.as_ref().map(|bus| {
@@ -276,7 +284,7 @@ pub async fn up(options: UpOptions) -> Result<()> {
         }
     };
     let serve = async {
-        let served = http::serve(listener, dispatcher, stopped(stopping.clone()), drain).await;
+        let served = http::serve(listener, dispatcher, server_limits, stopped(stopping.clone()), drain).await;
         // A server that failed stops the message handlers too.
         stop.send_replace(true);
         served
@@ -312,14 +320,11 @@ fn create_publish_topics(manifest: &Manifest, bus: &Bus) {
     });
 }
 
+/// The longest deadline the manifest sets, a component's or a route's.
 fn largest_timeout(manifest: &Manifest) -> Duration {
-    manifest
-        .components
-        .values()
-        .filter_map(|c| c.limits.request_timeout_ms)
-        .max()
-        .map(Duration::from_millis)
-        .unwrap_or_default()
+    let components = manifest.components.values().filter_map(|c| c.limits.request_timeout_ms);
+    let routes = manifest.http_triggers.iter().filter_map(|t| t.request_timeout_ms);
+    components.chain(routes).max().map(Duration::from_millis).unwrap_or_default()
 }
 
 /// Spin's start-up banner: tests and people both read the address from it.

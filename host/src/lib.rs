@@ -22,6 +22,7 @@ pub mod deployments;
 pub mod engine;
 pub mod manifest;
 pub mod metrics;
+pub mod redact;
 pub mod registry;
 pub mod runtime_config;
 pub mod state_dir;

@@ -7,7 +7,8 @@
 //! remote sources, Wagi, other trigger types, ...) is refused by name rather than
 //! ignored, so an application never runs with less than its manifest asks for.
 //! estore adds: `[application.trigger.http] base` (which Spin 3 refuses unless it is
-//! `/`), `[component.<id>.limits]`, and messaging: `[[trigger.kafka]]`,
+//! `/`), `[component.<id>.limits]`, a `[[trigger.http]]` entry's own
+//! `request_timeout_ms`, and messaging: `[[trigger.kafka]]`,
 //! `[application.trigger.kafka]` and a component's `allowed_publish_topics`.
 //!
 //! Every error names the file, the key (`component.hello.source`,
@@ -92,6 +93,11 @@ pub struct HttpTrigger {
     pub route: HttpRoute,
     /// The id of the component it runs (generated for an inline component).
     pub component: String,
+    /// `request_timeout_ms`, an estore extension: the deadline of the requests this
+    /// route takes, instead of the component's (so one long-lived route, a stream,
+    /// does not lend its deadline to every other route of the component). Public
+    /// routes only; positive.
+    pub request_timeout_ms: Option<u64>,
 }
 
 /// A `[[trigger.kafka]]` entry: a component handles the messages of some topics.
@@ -178,6 +184,9 @@ pub struct BuildConfig {
 pub struct ComponentLimits {
     pub request_timeout_ms: Option<u64>,
     pub max_memory_mb: Option<u64>,
+    /// The largest request body the component is handed; a larger one is refused
+    /// with 413 before an instance starts.
+    pub max_request_body_bytes: Option<u64>,
 }
 
 /// Why a manifest was refused. Displays on one line as
@@ -307,13 +316,14 @@ impl Manifest {
         Ok(())
     }
 
-    /// The public routes, as (route as written, component id), in file order: what
-    /// [`routes::Router::build`] takes.
-    pub fn http_routes(&self) -> Vec<(String, String)> {
+    /// The public routes in file order, as (route as written, its trigger): the
+    /// router takes each route with its trigger's component
+    /// ([`routes::Router::build`]), and the trigger's own settings go with it.
+    pub fn http_routes(&self) -> Vec<(&str, &HttpTrigger)> {
         self.http_triggers
             .iter()
             .filter_map(|t| match &t.route {
-                HttpRoute::Path(route) => Some((route.clone(), t.component.clone())),
+                HttpRoute::Path(route) => Some((route.as_str(), t)),
                 HttpRoute::Private => None,
             })
             .collect()
@@ -799,7 +809,7 @@ const APPLICATION_KEYS: &[&str] = &[
     "trigger",
 ];
 const VARIABLE_KEYS: &[&str] = &["default", "required", "secret", "description"];
-const HTTP_TRIGGER_KEYS: &[&str] = &["id", "route", "component", "executor"];
+const HTTP_TRIGGER_KEYS: &[&str] = &["id", "route", "component", "executor", "request_timeout_ms"];
 const HTTP_TRIGGER_UNSUPPORTED: &[(&str, &str)] = &[
     ("static_response", "static responses"),
     ("components", "the reserved `components` key"),
@@ -848,7 +858,7 @@ const COMPONENT_UNSUPPORTED: &[(&str, &str)] = &[
     ("targets", "deployment targets"),
 ];
 const BUILD_KEYS: &[&str] = &["command", "workdir", "watch"];
-const LIMITS_KEYS: &[&str] = &["request_timeout_ms", "max_memory_mb"];
+const LIMITS_KEYS: &[&str] = &["request_timeout_ms", "max_memory_mb", "max_request_body_bytes"];
 
 /// The trigger types estore runs: `[[trigger.<name>]]` and
 /// `[application.trigger.<name>]`.
@@ -1505,6 +1515,7 @@ impl Checker<'_> {
             limits = ComponentLimits {
                 request_timeout_ms: self.opt_positive(lt, &lpath, "request_timeout_ms")?,
                 max_memory_mb: self.opt_positive(lt, &lpath, "max_memory_mb")?,
+                max_request_body_bytes: self.opt_positive(lt, &lpath, "max_request_body_bytes")?,
             };
         }
 
@@ -1737,10 +1748,21 @@ impl Checker<'_> {
         if let Some(executor) = entry.table.get("executor") {
             self.executor(executor, &entry.path.key("executor"))?;
         }
+        let request_timeout_ms = self.opt_positive(entry.table, &entry.path, "request_timeout_ms")?;
+        if request_timeout_ms.is_some() && route == HttpRoute::Private {
+            return Err(self.key_error(
+                &entry.path.key("request_timeout_ms"),
+                format!(
+                    "a private route takes no requests of its own: chained requests get the component's deadline; set `request_timeout_ms` in [component.{}.limits] instead",
+                    display_key(&component)
+                ),
+            ));
+        }
         Ok(HttpTrigger {
             id: entry.id.clone(),
             route,
             component,
+            request_timeout_ms,
         })
     }
 
@@ -2097,6 +2119,7 @@ component = "backend"
 [[trigger.http]]
 route = "/users/:id"
 component = { source = "inline.wasm" }
+request_timeout_ms = 120000
 
 [[trigger.kafka]]
 id = "orders"
@@ -2126,6 +2149,7 @@ watch = ["src/**/*.rs"]
 [component.hello.limits]
 request_timeout_ms = 1500
 max_memory_mb = 64
+max_request_body_bytes = 65536
 [component.hello.tool.clean]
 command = "rm -rf target"
 
@@ -2171,21 +2195,19 @@ source = "unused.wasm"
         );
         assert_eq!(m.http_triggers[1].route, HttpRoute::Private);
         assert_eq!(m.http_triggers[1].component, "backend");
+        let timeouts: Vec<Option<u64>> = m.http_triggers.iter().map(|t| t.request_timeout_ms).collect();
+        assert_eq!(timeouts, vec![None, None, Some(120000)]);
         // Spin names an inline component after its trigger's (generated) id.
         assert_eq!(m.http_triggers[2].component, "http-trigger1-component");
         assert_eq!(
             m.components["http-trigger1-component"].source,
             Path::new("/srv/app/inline.wasm")
         );
+        let routes: Vec<(&str, &str)> =
+            m.http_routes().into_iter().map(|(route, t)| (route, t.component.as_str())).collect();
         assert_eq!(
-            m.http_routes(),
-            vec![
-                ("/hello/...".to_string(), "hello".to_string()),
-                (
-                    "/users/:id".to_string(),
-                    "http-trigger1-component".to_string()
-                ),
-            ]
+            routes,
+            vec![("/hello/...", "hello"), ("/users/:id", "http-trigger1-component")]
         );
         assert_eq!(
             m.kafka_triggers,
@@ -2252,7 +2274,8 @@ source = "unused.wasm"
             hello.limits,
             ComponentLimits {
                 request_timeout_ms: Some(1500),
-                max_memory_mb: Some(64)
+                max_memory_mb: Some(64),
+                max_request_body_bytes: Some(65536),
             }
         );
         assert_eq!(m.components["backend"].limits, ComponentLimits::default());
@@ -3187,6 +3210,36 @@ source = "unused.wasm"
             Some("component.hello.limits.request_timeout_ms"),
             &["positive integer", "float"],
         );
+        assert_err(
+            &with_component("[component.hello.limits]\nmax_request_body_bytes = 0\n"),
+            Some("component.hello.limits.max_request_body_bytes"),
+            &["positive integer"],
+        );
+    }
+
+    #[test]
+    fn a_route_may_have_its_own_timeout() {
+        let text = format!(
+            "{HEAD}[[trigger.http]]\nroute = \"/orders/...\"\ncomponent = \"orders\"\n\
+             [[trigger.http]]\nroute = \"/orders/:id/events\"\ncomponent = \"orders\"\nrequest_timeout_ms = 300000\n\
+             [component.orders]\nsource = \"orders.wasm\"\n"
+        );
+        let m = ok(&text);
+        let timeouts: Vec<Option<u64>> = m.http_triggers.iter().map(|t| t.request_timeout_ms).collect();
+        assert_eq!(timeouts, vec![None, Some(300000)]);
+
+        let bad = text.replace("request_timeout_ms = 300000", "request_timeout_ms = 0");
+        assert_err(&bad, Some("trigger.http[1].request_timeout_ms"), &["positive integer"]);
+        let private = format!(
+            "{HEAD}[[trigger.http]]\nroute = \"/a\"\ncomponent = \"a\"\n[[trigger.http]]\nroute = {{ private = true }}\ncomponent = \"b\"\nrequest_timeout_ms = 5000\n\
+             [component.a]\nsource = \"a.wasm\"\n[component.b]\nsource = \"b.wasm\"\n"
+        );
+        let e = assert_err(
+            &private,
+            Some("trigger.http[1].request_timeout_ms"),
+            &["a private route takes no requests of its own", "[component.b.limits]"],
+        );
+        assert_eq!(e.line_col, Some((10, 1)), "{e}");
     }
 
     #[test]

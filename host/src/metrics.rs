@@ -36,6 +36,13 @@ pub struct FailureLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct RefusalLabels {
+    pub component: String,
+    /// `body_too_large`, `body_timeout`, `body_unreadable` or `at_capacity`.
+    pub reason: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct MessageLabels {
     pub component: String,
     pub topic: String,
@@ -75,6 +82,8 @@ pub struct Metrics {
     pub request_seconds: Family<ComponentLabel, Histogram, fn() -> Histogram>,
     pub instances: Family<ComponentLabel, Gauge>,
     pub failures: Family<FailureLabels, Counter>,
+    pub refusals: Family<RefusalLabels, Counter>,
+    pub connections: Gauge,
     pub messages: Family<MessageLabels, Counter>,
     pub consumer_lag: Family<PartitionLabels, Gauge>,
     pub outbox_backlog: Family<DatabaseLabels, Gauge>,
@@ -95,6 +104,14 @@ impl Metrics {
         registry.register("instances_running", "Live component instances (requests and messages in progress)", instances.clone());
         let failures = Family::<FailureLabels, Counter>::default();
         registry.register("instance_failures", "Instances that trapped, timed out, ran out of memory or did not start", failures.clone());
+        let refusals = Family::<RefusalLabels, Counter>::default();
+        registry.register(
+            "http_requests_refused",
+            "Requests answered without running their component: body too large (413), too slow (408) or unreadable (400), component at its instance cap (503)",
+            refusals.clone(),
+        );
+        let connections = Gauge::default();
+        registry.register("http_connections", "Open client connections of the HTTP server", connections.clone());
         let messages = Family::<MessageLabels, Counter>::default();
         registry.register("messages", "Messages by outcome: handled, retried (an attempt failed), dead_lettered", messages.clone());
         let consumer_lag = Family::<PartitionLabels, Gauge>::default();
@@ -111,6 +128,8 @@ impl Metrics {
             request_seconds,
             instances,
             failures,
+            refusals,
+            connections,
             messages,
             consumer_lag,
             outbox_backlog,
@@ -127,6 +146,10 @@ impl Metrics {
 
     pub fn count_failure(&self, component: &str, kind: &'static str) {
         self.failures.get_or_create(&FailureLabels { component: component.to_owned(), kind }).inc();
+    }
+
+    pub fn count_refusal(&self, component: &str, reason: &'static str) {
+        self.refusals.get_or_create(&RefusalLabels { component: component.to_owned(), reason }).inc();
     }
 
     pub fn count_message(&self, component: &str, topic: &str, outcome: &'static str) {

@@ -25,6 +25,22 @@ use crate::manifest::{Manifest, join_brokers};
 pub const DEFAULT_REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
 pub const DEFAULT_MAX_MEMORY_MB: u64 = 128;
 pub const DEFAULT_MAX_INSTANCES: u32 = 1000;
+/// The store's requests are JSON of a few kilobytes; 1 MiB leaves room for any form
+/// while a client cannot make the host hold more than that per connection.
+pub const DEFAULT_MAX_REQUEST_BODY_BYTES: u64 = 1 << 20;
+/// A component may take a quarter of the pool: a flood on up to three components at
+/// once still leaves instances for every other one (and for message handlers).
+const DEFAULT_INSTANCE_SHARE: u32 = 4;
+
+/// Server defaults: a client gets ample time for a request's head (10 s) and a 1 MiB
+/// body (30 s, about 35 kB/s), and an idle keep-alive connection is kept 30 s, so one
+/// that dawdles holds only its connection, never an instance, and not for long. Open
+/// connections are capped well above what a shop serves at once and below common
+/// open-file limits (each connection is a file descriptor).
+pub const DEFAULT_HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
+pub const DEFAULT_BODY_READ_TIMEOUT: Duration = Duration::from_secs(30);
+pub const DEFAULT_KEEP_ALIVE_TIMEOUT: Duration = Duration::from_secs(30);
+pub const DEFAULT_MAX_CONNECTIONS: u32 = 4096;
 
 /// Delivery defaults: a failing message gets five tries, 200 ms apart at first and
 /// never more than 10 s, before it is dead-lettered, so a broken handler holds its
@@ -58,6 +74,8 @@ pub struct RuntimeConfig {
     pub path: Option<PathBuf>,
     #[serde(default)]
     pub limits: Limits,
+    #[serde(default)]
+    pub http: HttpConfig,
     #[serde(default)]
     pub key_value_store: BTreeMap<String, KeyValueStoreConfig>,
     /// `[key_value]`: the quota of every key-value store that does not set its own.
@@ -225,14 +243,43 @@ pub struct DeliveryPolicy {
     pub publish_timeout: Duration,
 }
 
-/// Host-wide defaults; a component's `[component.<id>.limits]` overrides them.
+/// Host-wide defaults; a component's `[component.<id>.limits]` overrides them (the
+/// instance counts are the operator's alone).
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Limits {
     pub request_timeout_ms: Option<u64>,
     pub max_memory_mb: Option<u64>,
+    /// The largest request body a component is handed.
+    pub max_request_body_bytes: Option<u64>,
     /// Instances alive at once across all components (the pooling allocator's size).
     pub max_instances: Option<u32>,
+    /// Instances one component may have serving requests at once; at most
+    /// `max_instances`.
+    pub max_instances_per_component: Option<u32>,
+}
+
+/// `[http]`: how long the HTTP server waits for a client, and how many it serves at once.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HttpConfig {
+    pub header_read_timeout_ms: Option<u64>,
+    pub body_read_timeout_ms: Option<u64>,
+    pub keep_alive_timeout_ms: Option<u64>,
+    pub max_connections: Option<u32>,
+}
+
+/// What the HTTP server allows a client, resolved from `[http]` and the defaults.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ServerLimits {
+    /// From a connection's start, or the first byte of its next request, until that
+    /// request's head is complete.
+    pub header_read_timeout: Duration,
+    /// From a request's head until its whole body has arrived.
+    pub body_read_timeout: Duration,
+    /// How long a connection may wait for its next request.
+    pub keep_alive_timeout: Duration,
+    pub max_connections: usize,
 }
 
 /// `[key_value_store.<label>]`, as in Spin, plus the store's own quota. Only the
@@ -292,7 +339,13 @@ impl RuntimeConfig {
         let limits = [
             ("limits.request_timeout_ms", self.limits.request_timeout_ms),
             ("limits.max_memory_mb", self.limits.max_memory_mb),
+            ("limits.max_request_body_bytes", self.limits.max_request_body_bytes),
             ("limits.max_instances", self.limits.max_instances.map(u64::from)),
+            ("limits.max_instances_per_component", self.limits.max_instances_per_component.map(u64::from)),
+            ("http.header_read_timeout_ms", self.http.header_read_timeout_ms),
+            ("http.body_read_timeout_ms", self.http.body_read_timeout_ms),
+            ("http.keep_alive_timeout_ms", self.http.keep_alive_timeout_ms),
+            ("http.max_connections", self.http.max_connections.map(u64::from)),
             ("sql.max_connections", self.sql.max_connections.map(u64::from)),
             ("sql.statement_timeout_ms", self.sql.statement_timeout_ms),
             ("sql.max_rows", self.sql.max_rows),
@@ -311,6 +364,15 @@ impl RuntimeConfig {
             if value == Some(0) {
                 bail!("{}: {key}: must be greater than zero", path.display());
             }
+        }
+        if let Some(share) = self.limits.max_instances_per_component
+            && share > self.max_instances()
+        {
+            bail!(
+                "{}: limits.max_instances_per_component: {share} is above limits.max_instances ({}): one component could take every instance",
+                path.display(),
+                self.max_instances()
+            );
         }
         if let (Some(initial), Some(max)) = (self.messaging.initial_backoff_ms, self.messaging.max_backoff_ms)
             && max < initial
@@ -391,6 +453,25 @@ impl RuntimeConfig {
             pick(own.max_entries, self.key_value.max_entries, DEFAULT_KEY_VALUE_MAX_ENTRIES),
             pick(own.max_bytes, self.key_value.max_bytes, DEFAULT_KEY_VALUE_MAX_BYTES),
         )
+    }
+
+    pub fn max_instances_per_component(&self) -> u32 {
+        self.limits.max_instances_per_component.unwrap_or_else(|| (self.max_instances() / DEFAULT_INSTANCE_SHARE).max(1))
+    }
+
+    pub fn max_request_body_bytes(&self) -> u64 {
+        self.limits.max_request_body_bytes.unwrap_or(DEFAULT_MAX_REQUEST_BODY_BYTES)
+    }
+
+    pub fn server_limits(&self) -> ServerLimits {
+        let http = &self.http;
+        let millis = |ms: Option<u64>, default| ms.map_or(default, Duration::from_millis);
+        ServerLimits {
+            header_read_timeout: millis(http.header_read_timeout_ms, DEFAULT_HEADER_READ_TIMEOUT),
+            body_read_timeout: millis(http.body_read_timeout_ms, DEFAULT_BODY_READ_TIMEOUT),
+            keep_alive_timeout: millis(http.keep_alive_timeout_ms, DEFAULT_KEEP_ALIVE_TIMEOUT),
+            max_connections: usize::try_from(http.max_connections.unwrap_or(DEFAULT_MAX_CONNECTIONS)).unwrap_or(usize::MAX),
+        }
     }
 
     /// The bus and delivery policy: the runtime config wins over the manifest's
@@ -700,6 +781,55 @@ mod tests {
             assert!(e.starts_with(FILE) && e.contains("nonzero"), "{e}");
         }
         assert!(config_error("[key_value]\nmax_keys = 5\n").contains("unknown field `max_keys`"));
+    }
+
+    #[test]
+    fn server_limits_default_safely_and_follow_the_file() {
+        let defaults = RuntimeConfig::default();
+        assert_eq!(
+            defaults.server_limits(),
+            ServerLimits {
+                header_read_timeout: Duration::from_secs(10),
+                body_read_timeout: Duration::from_secs(30),
+                keep_alive_timeout: Duration::from_secs(30),
+                max_connections: 4096,
+            }
+        );
+        assert_eq!((defaults.max_request_body_bytes(), defaults.max_instances_per_component()), (1 << 20, 250));
+        let ours = config(
+            "[http]\nheader_read_timeout_ms = 500\nbody_read_timeout_ms = 700\nkeep_alive_timeout_ms = 900\nmax_connections = 64\n\
+             [limits]\nmax_request_body_bytes = 4096\nmax_instances = 16\nmax_instances_per_component = 16\n",
+        );
+        assert_eq!(
+            ours.server_limits(),
+            ServerLimits {
+                header_read_timeout: Duration::from_millis(500),
+                body_read_timeout: Duration::from_millis(700),
+                keep_alive_timeout: Duration::from_millis(900),
+                max_connections: 64,
+            }
+        );
+        assert_eq!((ours.max_request_body_bytes(), ours.max_instances_per_component()), (4096, 16));
+        // A small pool still lets each component have an instance.
+        assert_eq!(config("[limits]\nmax_instances = 2\n").max_instances_per_component(), 1);
+    }
+
+    #[test]
+    fn bad_server_limits_name_the_file_and_the_key() {
+        for key in ["http.header_read_timeout_ms", "http.body_read_timeout_ms", "http.keep_alive_timeout_ms", "http.max_connections", "limits.max_request_body_bytes", "limits.max_instances_per_component"] {
+            let (section, name) = key.split_once('.').unwrap();
+            let e = config_error(&format!("[{section}]\n{name} = 0\n"));
+            assert_eq!(e, format!("{FILE}: {key}: must be greater than zero"));
+        }
+        let e = config_error("[limits]\nmax_instances_per_component = 300\nmax_instances = 200\n");
+        assert_eq!(
+            e,
+            format!("{FILE}: limits.max_instances_per_component: 300 is above limits.max_instances (200): one component could take every instance")
+        );
+        let e = config_error("[limits]\nmax_instances_per_component = 1001\n");
+        assert!(e.contains("above limits.max_instances (1000)"), "{e}");
+        let e = config_error("[http]\nread_timeout_ms = 5\n");
+        assert!(e.starts_with(&format!("{FILE}:2:1")) && e.contains("unknown field `read_timeout_ms`"), "{e}");
     }
 
     #[test]

@@ -5,7 +5,7 @@
 //! globals) is seen by the next. The context holds only what the manifest granted.
 
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use wasmtime::component::ResourceTable;
 use wasmtime::{ResourceLimiter, Store, Trap, UpdateDeadline};
@@ -23,6 +23,7 @@ use crate::capability::wasi::WasiGrant;
 use crate::engine::Engine;
 use crate::trace::TraceContext;
 use crate::trigger::http::HttpDispatcher;
+use crate::trigger::http::admission::Slots;
 
 /// Everything the manifest and runtime config grant one component, resolved at start.
 pub struct ComponentContext {
@@ -38,12 +39,27 @@ pub struct ComponentContext {
     /// The platform's controls, only for a component with `allow_operations = true`.
     pub operations: Option<Arc<Operations>>,
     pub limits: RequestLimits,
+    /// The instances it may have serving requests at once, shared by its versions.
+    pub slots: Slots,
 }
 
 #[derive(Clone, Copy, Debug)]
 pub struct RequestLimits {
-    pub timeout: std::time::Duration,
+    /// The deadline of a message, and of a request whose route sets none.
+    pub timeout: Duration,
     pub max_memory_bytes: usize,
+    pub max_request_body_bytes: u64,
+}
+
+/// What one instance is made for, beyond its component's grants.
+pub struct Work {
+    /// The request or message this instance works for.
+    pub trace: TraceContext,
+    /// How many chained calls led to it: 0 for a request from the network or a
+    /// message. Counted by the host, whatever headers the callers sent.
+    pub chain_depth: u32,
+    /// Its wall-clock deadline: its route's, else its component's.
+    pub timeout: Duration,
 }
 
 pub struct HostState {
@@ -78,14 +94,17 @@ impl HostState {
         engine: &Engine,
         context: &ComponentContext,
         dispatcher: Arc<HttpDispatcher>,
-        trace: TraceContext,
+        work: Work,
     ) -> anyhow::Result<Store<HostState>> {
+        let Work { trace, chain_depth, timeout } = work;
+        let outbound =
+            OutboundHttp::new(context.id.clone(), context.outbound.clone(), dispatcher, trace.clone(), chain_depth);
         let state = HostState {
             component: context.id.clone(),
             wasi: context.wasi.build_ctx(&context.id)?,
             http: WasiHttpCtx::new(),
             table: ResourceTable::new(),
-            outbound: OutboundHttp::new(context.id.clone(), context.outbound.clone(), dispatcher, trace.clone()),
+            outbound,
             memory: MemoryCap::new(context.limits.max_memory_bytes),
             variables: context.variables.clone(),
             key_value: context.key_value.clone(),
@@ -100,7 +119,7 @@ impl HostState {
         };
         let mut store = Store::new(engine.wasmtime(), state);
         store.limiter(|state| &mut state.memory);
-        let deadline = Instant::now() + context.limits.timeout;
+        let deadline = Instant::now() + timeout;
         // Yield to the executor every tick so a busy guest never starves other
         // requests on the same worker thread, and trap once the deadline has passed.
         store.set_epoch_deadline(1);

@@ -11,8 +11,14 @@
 //! is the host's own spans: requests, messages, SQL calls, outbound calls and
 //! publishes ([`crate::trace`] links them across HTTP and Kafka), whatever `RUST_LOG`
 //! says.
+//!
+//! A warning that an attack repeats thousands of times a second (a component turning
+//! requests away, the server at its connection cap) goes through a [`Throttle`], so
+//! the log says it happened, and how often, without drowning in it.
 
 use std::io::IsTerminal;
+use std::sync::{Mutex, PoisonError};
+use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
 use opentelemetry::trace::TracerProvider as _;
@@ -61,6 +67,32 @@ pub fn init(format: LogFormat, traces: bool) -> Result<Telemetry> {
     };
     tracing_subscriber::registry().with(gate).with(logs).with(spans).try_init()?;
     Ok(Telemetry { traces: provider })
+}
+
+/// Lets a repeated warning through at most once per interval.
+pub struct Throttle {
+    interval: Duration,
+    /// When it last let one through, and how many were held back since.
+    state: Mutex<(Option<Instant>, u64)>,
+}
+
+impl Throttle {
+    pub const fn new(interval: Duration) -> Throttle {
+        Throttle { interval, state: Mutex::new((None, 0)) }
+    }
+
+    /// Counts one occurrence; `Some(n)` when it is time to log, `n` the occurrences
+    /// since the last line (this one included).
+    pub fn hit(&self) -> Option<u64> {
+        let mut state = self.state.lock().unwrap_or_else(PoisonError::into_inner);
+        let (last, held) = &mut *state;
+        *held += 1;
+        if last.is_some_and(|at| at.elapsed() < self.interval) {
+            return None;
+        }
+        *last = Some(Instant::now());
+        Some(std::mem::take(held))
+    }
 }
 
 /// The one filter in front of logs and traces: what `RUST_LOG` lets through, and the
@@ -140,5 +172,19 @@ impl Drop for Telemetry {
         {
             eprintln!("warning: the last spans may not have been exported: {e}");
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_throttle_lets_the_first_through_then_counts() {
+        let throttle = Throttle::new(Duration::from_secs(3600));
+        assert_eq!(throttle.hit(), Some(1));
+        assert_eq!((throttle.hit(), throttle.hit()), (None, None));
+        let now = Throttle::new(Duration::ZERO);
+        assert_eq!((now.hit(), now.hit()), (Some(1), Some(1)));
     }
 }

@@ -34,7 +34,7 @@ use crate::capability::sql::MessageInProgress;
 use crate::manifest::KafkaTrigger;
 use crate::registry::{LoadedComponent, Registry};
 use crate::runtime_config::DeliveryPolicy;
-use crate::store::{HostState, Stopped};
+use crate::store::{HostState, Stopped, Work};
 use crate::trace::{self, TraceContext};
 use crate::trigger::http::{HttpDispatcher, root_cause};
 
@@ -282,7 +282,12 @@ impl MessageDispatcher {
             return Outcome::Reject(format!("component `{}` has no message handler", component.context.id));
         };
         let engine = self.registry.engine();
-        let mut store = match HostState::new_store(engine, &component.context, self.http.clone(), trace) {
+        let mut store = match HostState::new_store(
+            engine,
+            &component.context,
+            self.http.clone(),
+            Work { trace, chain_depth: 0, timeout: component.context.limits.timeout },
+        ) {
             Ok(store) => store,
             Err(e) => return Outcome::Retry(format!("cannot create an instance: {e:#}")),
         };

@@ -9,6 +9,7 @@ mod capabilities;
 mod compose;
 mod email;
 mod events;
+mod hostile_clients;
 mod hot_swap;
 mod kafka;
 mod kafka_bus;

@@ -5,7 +5,13 @@
 //! the component with `HTTP-request-denied` and a warning in the host log. A request to
 //! `http://<component-id>.spin.internal/...` never touches a socket: it is handed to
 //! that component in process, as Spin does, so services can call each other at the
-//! cost of an instantiation rather than a TCP round trip.
+//! cost of an instantiation rather than a TCP round trip. Both decisions read the host
+//! name once, as DNS does ([`canonical_host`]: any case, one trailing dot), so no
+//! spelling of an internal name can pass the grant and then leave for the network.
+//!
+//! How deep a chain of such calls runs is the host's count, not the guest's: each
+//! instance knows the depth of the request it serves, and its chained calls are one
+//! deeper ([`HttpDispatcher::handle_chained`] refuses past the limit).
 //!
 //! Each call runs in a client span and carries the `traceparent` of the work making
 //! it, so a chained component's request, or a traced service outside, continues the
@@ -43,6 +49,22 @@ fn allows_chaining_to(entry: &AllowedHost, component: &str) -> bool {
     }
 }
 
+/// A URI's host as name resolution reads it: ASCII case folded, and without the one
+/// trailing dot of a fully qualified name (`CATALOG.SPIN.INTERNAL.` is
+/// `catalog.spin.internal`).
+fn canonical_host(uri: &http::Uri) -> Option<String> {
+    let host = uri.host()?.to_ascii_lowercase();
+    Some(match host.strip_suffix('.') {
+        Some(bare) => bare.to_owned(),
+        None => host,
+    })
+}
+
+/// The component a host name addresses by service chaining, if it is an internal name.
+fn chaining_target(host: &str) -> Option<&str> {
+    host.strip_suffix(CHAINING_SUFFIX)
+}
+
 /// A component's outbound grants.
 #[derive(Debug, Default)]
 pub struct OutboundPolicy {
@@ -58,9 +80,10 @@ impl OutboundPolicy {
         Ok(OutboundPolicy { allowed })
     }
 
-    fn allows(&self, uri: &http::Uri) -> bool {
+    /// Whether a request to `uri`, whose host reads as `host` ([`canonical_host`]), may
+    /// go out.
+    fn allows(&self, uri: &http::Uri, host: &str) -> bool {
         let scheme = uri.scheme_str().unwrap_or("https");
-        let Some(host) = uri.host() else { return false };
         self.allowed.iter().any(|a| a.allows(scheme, host, uri.port_u16()))
     }
 
@@ -77,17 +100,27 @@ pub struct OutboundHttp {
     dispatcher: Arc<HttpDispatcher>,
     /// The work the calls are made for.
     trace: TraceContext,
+    /// How many chained calls led to the work this instance does (0: a request from
+    /// the network, or a message).
+    chain_depth: u32,
 }
 
 impl OutboundHttp {
-    pub fn new(component: Arc<str>, policy: Arc<OutboundPolicy>, dispatcher: Arc<HttpDispatcher>, trace: TraceContext) -> OutboundHttp {
-        OutboundHttp { component, policy, dispatcher, trace }
+    pub fn new(
+        component: Arc<str>,
+        policy: Arc<OutboundPolicy>,
+        dispatcher: Arc<HttpDispatcher>,
+        trace: TraceContext,
+        chain_depth: u32,
+    ) -> OutboundHttp {
+        OutboundHttp { component, policy, dispatcher, trace, chain_depth }
     }
 
     fn deny(&self, uri: &http::Uri) -> Error {
         tracing::warn!(
             component = %self.component,
-            "denied outbound request to {uri}: not in allowed_outbound_hosts"
+            "denied outbound request to {}: not in allowed_outbound_hosts",
+            crate::redact::uri(uri)
         );
         Error::HttpRequestDenied
     }
@@ -109,7 +142,7 @@ impl WasiHttpHooks for OutboundHttp {
             otel.name = format!("{} {}{}", request.method(), uri.host().unwrap_or_default(), uri.path()),
             otel.kind = "client",
             http.request.method = %request.method(),
-            url.full = %uri,
+            url.full = %crate::redact::uri(&uri),
             http.response.status_code = tracing::field::Empty,
         );
         if let Ok(traceparent) = http::HeaderValue::from_str(&self.trace.traceparent_in(&span)) {
@@ -122,8 +155,11 @@ impl WasiHttpHooks for OutboundHttp {
             }
             result
         };
-        let chained = uri.host().and_then(|h| h.strip_suffix(CHAINING_SUFFIX)).map(str::to_owned);
-        if let Some(target) = chained {
+        let Some(host) = canonical_host(&uri) else {
+            let denied = self.deny(&uri);
+            return Box::new(async move { Err(denied) });
+        };
+        if let Some(target) = chaining_target(&host).map(str::to_owned) {
             if !self.policy.allows_chaining_to(&target) {
                 let denied = self.deny(&uri);
                 return Box::new(async move { Err(denied) });
@@ -132,15 +168,16 @@ impl WasiHttpHooks for OutboundHttp {
                 request.headers_mut().entry(trace::CORRELATION_REQUEST_HEADER).or_insert(correlation_id);
             }
             let dispatcher = self.dispatcher.clone();
+            let depth = self.chain_depth + 1;
             return Box::new(
                 async move {
-                    let response = dispatcher.handle_chained(&target, request).await;
+                    let response = dispatcher.handle_chained(&target, request, depth).await;
                     record_status(response.map(|response| (response, Box::new(async { Ok(()) }) as IoFuture)))
                 }
                 .instrument(span),
             );
         }
-        if !self.policy.allows(&uri) {
+        if !self.policy.allows(&uri, &host) {
             let denied = self.deny(&uri);
             return Box::new(async move { Err(denied) });
         }
@@ -160,7 +197,14 @@ mod tests {
 
     fn allows(entries: &[&str], url: &str) -> bool {
         let entries: Vec<String> = entries.iter().map(|s| s.to_string()).collect();
-        OutboundPolicy::new(&entries).unwrap().allows(&url.parse().unwrap())
+        let uri: http::Uri = url.parse().unwrap();
+        let host = canonical_host(&uri).unwrap();
+        OutboundPolicy::new(&entries).unwrap().allows(&uri, &host)
+    }
+
+    fn chained_to(url: &str) -> Option<String> {
+        let uri: http::Uri = url.parse().unwrap();
+        canonical_host(&uri).as_deref().and_then(chaining_target).map(str::to_owned)
     }
 
     #[test]
@@ -190,5 +234,25 @@ mod tests {
         assert!(!one.allows_chaining_to("orders"));
         let all = OutboundPolicy::new(&["http://*.spin.internal".into()]).unwrap();
         assert!(all.allows_chaining_to("orders"));
+    }
+
+    #[test]
+    fn every_spelling_of_an_internal_name_is_chained() {
+        for url in [
+            "http://catalog.spin.internal/x",
+            "http://CATALOG.SPIN.INTERNAL/x",
+            "http://Catalog.Spin.Internal./x",
+            "https://catalog.spin.internal:8443/x",
+        ] {
+            assert_eq!(chained_to(url).as_deref(), Some("catalog"), "{url}");
+        }
+        assert_eq!(chained_to("http://spin.internal/"), None);
+        assert_eq!(chained_to("http://catalog.spin.internal.example.com/"), None);
+    }
+
+    #[test]
+    fn the_grant_reads_the_host_as_the_chaining_test_does() {
+        assert!(allows(&["https://api.example.com"], "https://API.Example.COM./x"));
+        assert!(!allows(&["https://api.example.com"], "https://api.example.com../x"));
     }
 }

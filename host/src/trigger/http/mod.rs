@@ -1,41 +1,58 @@
 //! The HTTP trigger: routes each request to a component and runs it on a fresh
 //! instance.
 //!
+//! Before an instance starts, the request must be admitted ([`admission`]): its body
+//! read whole within the component's size limit and the server's time limit (413,
+//! 408), and a slot free among the component's instances (503 with `Retry-After`).
+//! Each runs to the deadline of its route (a `[[trigger.http]]` entry's
+//! `request_timeout_ms`), else of its component.
+//!
 //! Whatever the component does (trap, loop, exhaust its memory), the client gets an
 //! answer: a JSON problem document with 500, or 504 when the deadline passed, and the
 //! host log gets a line naming the component. Nothing of a failed instance survives
 //! the request, so the next request to the same component starts clean.
 
+pub mod admission;
+mod connection;
 mod headers;
 pub mod routes;
 mod server;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::time::Duration;
 
 use bytes::Bytes;
 use http::{Request, Response, StatusCode};
 use http_body_util::{BodyExt, Full};
 use hyper::body::Body;
+use tokio::sync::OwnedSemaphorePermit;
 use tracing::Instrument;
 use wasmtime_wasi_http::p2::bindings::http::types::Scheme;
 use wasmtime_wasi_http::{WasiBody, WasiHttpView};
 
 use crate::manifest::Manifest;
 use crate::registry::{LoadedComponent, Registry};
-use crate::store::{HostState, Stopped};
+use crate::store::{HostState, Stopped, Work};
 use crate::trace::{self, TraceContext};
 use routes::{RouteMatch, Router};
 
 pub use server::serve;
 
-/// How deep chained calls may nest before the host calls it a loop.
+/// How deep chained calls may nest before the host calls it a loop. The store's
+/// deepest chain is two calls (orders → cart → catalog).
 const MAX_CHAIN_DEPTH: u32 = 10;
-const CHAIN_DEPTH_HEADER: &str = "estore-chain-depth";
+
+/// A request body's error, as the body reader takes it.
+type BodyError = Box<dyn std::error::Error + Send + Sync>;
 
 pub struct HttpDispatcher {
     router: Router,
+    /// Each public route's own deadline, by its position in the router's list.
+    route_timeouts: Vec<Option<Duration>>,
     registry: Arc<Registry>,
+    /// How long a request's body may take to arrive.
+    body_read_timeout: Duration,
 }
 
 /// Why a component produced no response.
@@ -49,16 +66,21 @@ enum Failure {
 }
 
 impl HttpDispatcher {
-    pub fn new(manifest: &Manifest, registry: Arc<Registry>) -> Result<HttpDispatcher, String> {
-        let router = Router::build(&manifest.application.http_base, manifest.http_routes())?;
-        Ok(HttpDispatcher { router, registry })
+    pub fn new(manifest: &Manifest, registry: Arc<Registry>, body_read_timeout: Duration) -> Result<HttpDispatcher, String> {
+        let routes = manifest.http_routes();
+        let router = Router::build(
+            &manifest.application.http_base,
+            routes.iter().map(|(route, trigger)| (route.to_string(), trigger.component.clone())),
+        )?;
+        let route_timeouts = routes.iter().map(|(_, trigger)| trigger.request_timeout_ms.map(Duration::from_millis)).collect();
+        Ok(HttpDispatcher { router, route_timeouts, registry, body_read_timeout })
     }
 
     /// A request from the network.
     pub async fn handle<B>(self: &Arc<Self>, req: Request<B>, client: SocketAddr, host: SocketAddr) -> Response<WasiBody>
     where
-        B: Body<Data = Bytes> + Send + 'static,
-        B::Error: Into<wasmtime_wasi_http::Error>,
+        B: Body<Data = Bytes>,
+        B::Error: Into<BodyError>,
     {
         let path = req.uri().path().to_owned();
         let Some(route) = self.router.route(&path) else {
@@ -73,20 +95,21 @@ impl HttpDispatcher {
                 None => problem(StatusCode::NOT_FOUND, &format!("no route matches {path}")),
             };
         };
-        self.invoke(&component, req, &route, client, host).await
+        self.invoke(&component, req, &route, client, host, 0).await
     }
 
     /// A request from a component to `http://<id>.spin.internal/...`, served in process.
+    /// `depth` is the caller's own depth plus one, as the host counted it.
     pub async fn handle_chained(
         self: &Arc<Self>,
         target: &str,
-        mut req: Request<WasiBody>,
+        req: Request<WasiBody>,
+        depth: u32,
     ) -> Result<Response<WasiBody>, wasmtime_wasi_http::Error> {
-        let depth = chain_depth(&req) + 1;
         if depth > MAX_CHAIN_DEPTH {
+            tracing::warn!("chained request to `{target}` refused: {depth} calls deep, the limit is {MAX_CHAIN_DEPTH} (a loop?)");
             return Err(wasmtime_wasi_http::Error::LoopDetected);
         }
-        req.headers_mut().insert(CHAIN_DEPTH_HEADER, depth.into());
         let Some(component) = self.registry.get(target) else {
             tracing::warn!("chained request to unknown component `{target}`");
             return Err(wasmtime_wasi_http::Error::DestinationNotFound);
@@ -94,7 +117,7 @@ impl HttpDispatcher {
         let route = RouteMatch::synthetic(target, req.uri().path());
         // What Spin reports as the client of a chained request.
         let nobody: SocketAddr = ([0, 0, 0, 0], 0).into();
-        Ok(self.invoke(&component, req, &route, nobody, nobody).await)
+        Ok(self.invoke(&component, req, &route, nobody, nobody, depth).await)
     }
 
     async fn invoke<B>(
@@ -104,10 +127,11 @@ impl HttpDispatcher {
         route: &RouteMatch<'_>,
         client: SocketAddr,
         host: SocketAddr,
+        chain_depth: u32,
     ) -> Response<WasiBody>
     where
-        B: Body<Data = Bytes> + Send + 'static,
-        B::Error: Into<wasmtime_wasi_http::Error>,
+        B: Body<Data = Bytes>,
+        B::Error: Into<BodyError>,
     {
         let id = component.context.id.clone();
         let method = req.method().clone();
@@ -128,7 +152,25 @@ impl HttpDispatcher {
         headers::apply(&mut req, route, client, host);
         let started = std::time::Instant::now();
         let metrics = crate::metrics::global();
-        match self.run(component, req, trace).instrument(span.clone()).await {
+        let limits = &component.context.limits;
+        let admitted = async {
+            let req = admission::read_body(req, limits.max_request_body_bytes, self.body_read_timeout).await?;
+            let slot = component.context.slots.take(&id).await?;
+            Ok::<_, admission::Refusal>((req, slot))
+        };
+        let (req, slot) = match admitted.instrument(span.clone()).await {
+            Ok(admitted) => admitted,
+            Err(refusal) => {
+                let response = refusal.response(&id);
+                metrics.count_refusal(&id, refusal.reason());
+                metrics.count_request(&id, response.status().as_u16(), started.elapsed());
+                span.record("http.response.status_code", response.status().as_u16());
+                span.in_scope(|| tracing::debug!("{method} {}: refused ({})", crate::redact::uri(&uri), refusal.reason()));
+                return response;
+            }
+        };
+        let timeout = route.index.and_then(|i| self.route_timeouts.get(i).copied().flatten()).unwrap_or(limits.timeout);
+        match self.run(component, req, Work { trace, chain_depth, timeout }, slot).instrument(span.clone()).await {
             Ok(response) => {
                 metrics.count_request(&id, response.status().as_u16(), started.elapsed());
                 span.record("http.response.status_code", response.status().as_u16());
@@ -138,10 +180,7 @@ impl HttpDispatcher {
                 let (status, detail) = match &failure {
                     Failure::Timeout => (
                         StatusCode::GATEWAY_TIMEOUT,
-                        format!(
-                            "component `{id}` did not answer within {} ms",
-                            component.context.limits.timeout.as_millis()
-                        ),
+                        format!("component `{id}` did not answer within {} ms", timeout.as_millis()),
                     ),
                     Failure::MemoryExceeded { max_bytes } => (
                         StatusCode::INTERNAL_SERVER_ERROR,
@@ -158,37 +197,37 @@ impl HttpDispatcher {
                 metrics.count_failure(&id, failure.kind());
                 metrics.count_request(&id, status.as_u16(), started.elapsed());
                 span.record("http.response.status_code", status.as_u16());
+                let uri = crate::redact::uri(&uri);
                 span.in_scope(|| tracing::error!("{method} {uri}: {detail}{cause}"));
                 problem(status, &detail)
             }
         }
     }
 
-    /// Runs the component on a fresh instance. The guest runs in its own task because
-    /// it may keep streaming the body after it has handed over the response head.
-    async fn run<B>(
+    /// Runs the component on a fresh instance, which holds `slot` until it ends. The
+    /// guest runs in its own task because it may keep streaming the body after it has
+    /// handed over the response head.
+    async fn run(
         self: &Arc<Self>,
         component: &Arc<LoadedComponent>,
-        req: Request<B>,
-        trace: TraceContext,
-    ) -> Result<Response<WasiBody>, Failure>
-    where
-        B: Body<Data = Bytes> + Send + 'static,
-        B::Error: Into<wasmtime_wasi_http::Error>,
-    {
+        req: Request<http_body_util::Collected<Bytes>>,
+        work: Work,
+        slot: OwnedSemaphorePermit,
+    ) -> Result<Response<WasiBody>, Failure> {
         let Some(http) = component.http.clone() else {
             return Err(Failure::Instantiate(anyhow::anyhow!("component `{}` has no HTTP trigger", component.context.id)));
         };
         component.served.count_request();
         let engine = self.registry.engine();
+        let timeout = work.timeout;
         let mut store =
-            HostState::new_store(engine, &component.context, self.clone(), trace).map_err(Failure::Instantiate)?;
+            HostState::new_store(engine, &component.context, self.clone(), work).map_err(Failure::Instantiate)?;
         let incoming =
             store.data_mut().http().new_incoming_request(Scheme::Http, req).map_err(|e| Failure::Instantiate(e.into()))?;
         let (sender, receiver) = tokio::sync::oneshot::channel();
         let outparam = store.data_mut().http().new_response_outparam(sender).map_err(|e| Failure::Instantiate(e.into()))?;
-        let timeout = component.context.limits.timeout;
         let task = tokio::spawn(async move {
+            let _slot = slot;
             let call = async {
                 let proxy = http.instantiate_async(&mut store).await.map_err(|e| Failure::Instantiate(e.into()))?;
                 proxy
@@ -248,14 +287,6 @@ pub(crate) fn root_cause(error: &anyhow::Error) -> String {
 fn trace_of(headers: &http::HeaderMap) -> TraceContext {
     let header = |name: &str| headers.get(name).map(|v| v.as_bytes());
     TraceContext::continue_from(header(trace::TRACEPARENT), header(trace::CORRELATION_REQUEST_HEADER))
-}
-
-fn chain_depth<B>(req: &Request<B>) -> u32 {
-    req.headers()
-        .get(CHAIN_DEPTH_HEADER)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(0)
 }
 
 /// An RFC 9457 problem document: the same error shape the store's services use.

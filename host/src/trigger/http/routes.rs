@@ -77,6 +77,9 @@ pub struct RouteMatch<'a> {
     pub path_info: String,
     /// `:name` captures, in route order, as (name, value).
     pub params: Vec<(String, String)>,
+    /// The matched route's position in the list the router was built from; `None` for
+    /// a chained request's synthetic match.
+    pub index: Option<usize>,
 }
 
 impl<'a> RouteMatch<'a> {
@@ -93,6 +96,7 @@ impl<'a> RouteMatch<'a> {
             base_path: "/".to_string(),
             path_info: path.to_string(),
             params: Vec::new(),
+            index: None,
         }
     }
 
@@ -217,6 +221,7 @@ impl Router {
                 base_path: self.base.clone(),
                 path_info,
                 params,
+                index: Some(entry.index),
             })
         })
     }
