@@ -170,7 +170,7 @@ struct Delivered<'a> {
 /// `POST /api/shipments/{order_id}/events {status, description?}`, from the carrier.
 fn carrier_report(req: &Request, order_id: &str) -> Result<Response, Problem> {
     let now = clock::now_unix();
-    let signed = webhook::verify(req, now)?;
+    let signed = webhook::verify(req, order_id, now)?;
     let report: Report = api::parse_json(req)?;
     let reported = Status::reportable(&report.status);
     let description = report.description.as_deref().map(str::trim).filter(|d| !d.is_empty());

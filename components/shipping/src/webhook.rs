@@ -7,15 +7,17 @@
 //! - `x-carrier`: who signs, `DHL`, `UPS` or `DPD`;
 //! - `x-carrier-timestamp`: when it was sent, Unix seconds;
 //! - `x-carrier-signature`: `sha256=` and the lowercase hex HMAC-SHA256, under that
-//!   secret, of the timestamp, a `.`, and the body exactly as sent.
+//!   secret, of the timestamp, a `.`, the order id the report is about (as in the
+//!   path), a `.`, and the body exactly as sent.
 //!
 //! Refused with 401, before the body is read: an unknown carrier, a signature that
 //! does not match (checked in constant time), a timestamp more than [`WINDOW_SECS`]
 //! from now either way, and a signature accepted before (a replay). Accepted
 //! signatures are recorded ([`record`], in the report's transaction) until their
 //! timestamp has left the window, after which the timestamp alone refuses them; so a
-//! captured request can be neither repeated nor aimed at another order. A carrier
-//! retrying a report signs it anew. A carrier may report only its own parcels: the
+//! captured request can be neither repeated nor aimed at another order (whose id it
+//! does not sign), and two orders' identical reports in one second are two requests.
+//! A carrier retrying a report signs it anew. A carrier may report only its own parcels: the
 //! caller answers another carrier's shipment as missing.
 
 use hmac::{Hmac, KeyInit, Mac};
@@ -39,10 +41,19 @@ pub struct Signed {
     timestamp: i64,
 }
 
-/// Checks the request's signature and timestamp at `now` (Unix seconds).
-pub fn verify(req: &Request, now: i64) -> Result<Signed, Problem> {
+/// Checks the signature and timestamp of `req`, a report on `order_id`, at `now`
+/// (Unix seconds).
+pub fn verify(req: &Request, order_id: &str, now: i64) -> Result<Signed, Problem> {
     let header = |name: &str| req.header(name).and_then(|value| value.as_str()).unwrap_or_default();
-    check(header("x-carrier"), header("x-carrier-timestamp"), header("x-carrier-signature"), req.body(), secret_of, now)
+    let signed = Signed::message(header("x-carrier-timestamp"), order_id, req.body());
+    check(header("x-carrier"), header("x-carrier-timestamp"), header("x-carrier-signature"), &signed, secret_of, now)
+}
+
+impl Signed {
+    /// What a carrier signs: `<timestamp>.<order id>.<body>`.
+    fn message(timestamp: &str, order_id: &str, body: &[u8]) -> Vec<u8> {
+        [timestamp.as_bytes(), b".", order_id.as_bytes(), b".", body].concat()
+    }
 }
 
 /// Records `signed` in the report's transaction: a 401 if it was seen before. Also
@@ -63,7 +74,7 @@ fn check(
     carrier: &str,
     timestamp: &str,
     signature: &str,
-    body: &[u8],
+    message: &[u8],
     secret_of: impl Fn(&str) -> Result<String, Problem>,
     now: i64,
 ) -> Result<Signed, Problem> {
@@ -77,8 +88,10 @@ fn check(
         .and_then(|text| hex::decode(text).ok())
         .ok_or_else(|| refused("header x-carrier-signature must be sha256=<hex HMAC-SHA256>"))?;
     let secret = secret_of(carrier)?;
-    if secret.is_empty() || mac(&secret, timestamp, body).verify_slice(&given).is_err() {
-        return Err(refused("the signature does not match: HMAC-SHA256 of `<timestamp>.<body>` under the carrier's secret"));
+    if secret.is_empty() || mac(&secret, message).verify_slice(&given).is_err() {
+        return Err(refused(
+            "the signature does not match: HMAC-SHA256 of `<timestamp>.<order id>.<body>` under the carrier's secret",
+        ));
     }
     // After the signature, so a stranger learns nothing about the window.
     if (now - sent).abs() > WINDOW_SECS {
@@ -87,12 +100,10 @@ fn check(
     Ok(Signed { carrier, signature: hex::encode(given), timestamp: sent })
 }
 
-fn mac(secret: &str, timestamp: &str, body: &[u8]) -> Hmac<Sha256> {
+fn mac(secret: &str, message: &[u8]) -> Hmac<Sha256> {
     // HMAC takes keys of any length: this cannot fail.
     let mut mac = Hmac::<Sha256>::new_from_slice(secret.as_bytes()).expect("HMAC accepts keys of any length");
-    mac.update(timestamp.as_bytes());
-    mac.update(b".");
-    mac.update(body);
+    mac.update(message);
     mac
 }
 
@@ -116,9 +127,16 @@ mod tests {
     const SECRET: &str = "dhl-secret-of-the-unit-tests-0123456789";
     const NOW: i64 = 1_795_660_800;
     const BODY: &[u8] = br#"{"status":"DELIVERED"}"#;
+    const ORDER: &str = "order-1";
 
     fn signature(secret: &str, timestamp: &str, body: &[u8]) -> String {
-        format!("sha256={}", hex::encode(mac(secret, timestamp, body).finalize().into_bytes()))
+        let message = Signed::message(timestamp, ORDER, body);
+        format!("sha256={}", hex::encode(mac(secret, &message).finalize().into_bytes()))
+    }
+
+    /// `check` of a report on [`ORDER`].
+    fn checked(carrier: &str, ts: &str, signature: &str, body: &[u8], now: i64) -> Result<Signed, Problem> {
+        check(carrier, ts, signature, &Signed::message(ts, ORDER, body), secrets, now)
     }
 
     fn secrets(carrier: &str) -> Result<String, Problem> {
@@ -138,31 +156,34 @@ mod tests {
     #[test]
     fn a_signed_fresh_request_is_the_carriers() {
         let ts = NOW.to_string();
-        let signed = check("DHL", &ts, &signature(SECRET, &ts, BODY), BODY, secrets, NOW + 299).expect("accepted");
+        let signed = checked("DHL", &ts, &signature(SECRET, &ts, BODY), BODY, NOW + 299).expect("accepted");
         assert_eq!((signed.carrier, signed.timestamp), ("DHL", NOW));
         assert_eq!(format!("sha256={}", signed.signature), signature(SECRET, &ts, BODY));
         // A clock a little ahead of ours is fine too.
-        assert!(check("DHL", &ts, &signature(SECRET, &ts, BODY), BODY, secrets, NOW - 300).is_ok());
+        assert!(checked("DHL", &ts, &signature(SECRET, &ts, BODY), BODY, NOW - 300).is_ok());
     }
 
     #[test]
     fn anything_else_is_refused() {
         let ts = NOW.to_string();
         let good = signature(SECRET, &ts, BODY);
-        assert!(detail(check("FedEx", &ts, &good, BODY, secrets, NOW)).contains("x-carrier must name"));
-        assert!(detail(check("", &ts, &good, BODY, secrets, NOW)).contains("x-carrier must name"));
-        assert!(detail(check("DHL", "yesterday", &good, BODY, secrets, NOW)).contains("Unix seconds"));
-        assert!(detail(check("DHL", &ts, "deadbeef", BODY, secrets, NOW)).contains("sha256=<hex"));
+        assert!(detail(checked("FedEx", &ts, &good, BODY, NOW)).contains("x-carrier must name"));
+        assert!(detail(checked("", &ts, &good, BODY, NOW)).contains("x-carrier must name"));
+        assert!(detail(checked("DHL", "yesterday", &good, BODY, NOW)).contains("Unix seconds"));
+        assert!(detail(checked("DHL", &ts, "deadbeef", BODY, NOW)).contains("sha256=<hex"));
         // Another body, another time, another key, another carrier (no secret set).
         let tampered = br#"{"status":"OUT_FOR_DELIVERY"}"#;
-        assert!(detail(check("DHL", &ts, &good, tampered, secrets, NOW)).contains("does not match"));
+        assert!(detail(checked("DHL", &ts, &good, tampered, NOW)).contains("does not match"));
         let later = (NOW + 1).to_string();
-        assert!(detail(check("DHL", &later, &good, BODY, secrets, NOW)).contains("does not match"));
+        assert!(detail(checked("DHL", &later, &good, BODY, NOW)).contains("does not match"));
         let forged = signature("a guess at the secret, just as long", &ts, BODY);
-        assert!(detail(check("DHL", &ts, &forged, BODY, secrets, NOW)).contains("does not match"));
-        assert!(detail(check("UPS", &ts, &good, BODY, secrets, NOW)).contains("does not match"));
+        assert!(detail(checked("DHL", &ts, &forged, BODY, NOW)).contains("does not match"));
+        assert!(detail(checked("UPS", &ts, &good, BODY, NOW)).contains("does not match"));
+        // Signed for another order: a report cannot be aimed elsewhere.
+        let elsewhere = Signed::message(&ts, "order-2", BODY);
+        assert!(detail(check("DHL", &ts, &good, &elsewhere, secrets, NOW)).contains("does not match"));
         // Signed, but stale or from too far ahead.
-        assert!(detail(check("DHL", &ts, &good, BODY, secrets, NOW + 301)).contains("five minutes"));
-        assert!(detail(check("DHL", &ts, &good, BODY, secrets, NOW - 301)).contains("five minutes"));
+        assert!(detail(checked("DHL", &ts, &good, BODY, NOW + 301)).contains("five minutes"));
+        assert!(detail(checked("DHL", &ts, &good, BODY, NOW - 301)).contains("five minutes"));
     }
 }

@@ -41,7 +41,7 @@ async fn the_webhook_takes_only_fresh_signed_reports_and_shipments_need_a_token(
 
     let delivered = json!({"status": "DELIVERED"});
     let now = estore_shared::clock::now_unix();
-    let signed_by = |secret: &str, at: i64| Some(carrier_signature(secret, at, delivered.to_string().as_bytes()));
+    let signed_by = |secret: &str, at: i64| Some(carrier_signature(secret, at, "order-1", delivered.to_string().as_bytes()));
     let refused = [
         ("unsigned", CarrierReport { carrier: "DHL", timestamp: None, signature: Some(String::new()) }),
         ("no such carrier", CarrierReport::by("FedEx")),
@@ -133,18 +133,19 @@ async fn confirmed_orders_ship_once_and_the_carrier_delivers_them_on_kafka_and_p
     // Forward only; a repeat, signed anew, is a retrying carrier.
     let out_body = json!({"status": "OUT_FOR_DELIVERY"});
     let signed_at = estore_shared::clock::now_unix() - 10;
-    let out_signature = carrier_signature(CARRIER_SECRETS[0].1, signed_at, out_body.to_string().as_bytes());
+    let out_signature = carrier_signature(CARRIER_SECRETS[0].1, signed_at, &order, out_body.to_string().as_bytes());
     let captured = CarrierReport { carrier: "DHL", timestamp: Some(signed_at), signature: Some(out_signature) };
     let out = carrier_report(client.base(), &order, &out_body, &captured).await;
     assert_eq!((out.status, out.body["status"].clone()), (200, json!("OUT_FOR_DELIVERY")), "{out:?}");
     let again = report(&client, &order, json!({"status": "OUT_FOR_DELIVERY"})).await;
     assert_eq!(again.status, 200, "{again:?}");
     assert_eq!(again.body["events"].as_array().map(Vec::len), Some(2), "{again:?}");
-    // The same signed request again, here or aimed at another order, is a replay.
-    for target in [&order, &abroad] {
+    // The same signed request again is a replay; aimed at another order, it is not
+    // that order's signature.
+    for (target, refusal) in [(&order, "received before"), (&abroad, "does not match")] {
         let replayed = carrier_report(client.base(), target, &out_body, &captured).await;
         assert_eq!(replayed.status, 401, "{target}: {replayed:?}");
-        assert!(replayed.body["detail"].as_str().is_some_and(|d| d.contains("received before")), "{replayed:?}");
+        assert!(replayed.body["detail"].as_str().is_some_and(|d| d.contains(refusal)), "{refusal}: {replayed:?}");
     }
     let delivered =
         report(&client, &order, json!({"status": "DELIVERED", "description": "left with a neighbour"})).await;

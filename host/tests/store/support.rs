@@ -431,11 +431,11 @@ impl CarrierReport<'_> {
     }
 }
 
-/// `sha256=<hex HMAC-SHA256 of "<timestamp>.<body>">` under `secret`.
-pub fn carrier_signature(secret: &str, timestamp: i64, body: &[u8]) -> String {
+/// `sha256=<hex HMAC-SHA256 of "<timestamp>.<order id>.<body>">` under `secret`.
+pub fn carrier_signature(secret: &str, timestamp: i64, order_id: &str, body: &[u8]) -> String {
     use hmac::Mac;
     let mut mac = hmac::Hmac::<sha2::Sha256>::new_from_slice(secret.as_bytes()).expect("any key length");
-    mac.update(format!("{timestamp}.").as_bytes());
+    mac.update(format!("{timestamp}.{order_id}.").as_bytes());
     mac.update(body);
     format!("sha256={}", hex::encode(mac.finalize().into_bytes()))
 }
@@ -445,7 +445,7 @@ pub async fn carrier_report(base: &str, order_id: &str, body: &Json, report: &Ca
     let body = body.to_string();
     let timestamp = report.timestamp.unwrap_or_else(estore_shared::clock::now_unix);
     let secret = CARRIER_SECRETS.iter().find(|(carrier, _)| *carrier == report.carrier).map_or("", |(_, s)| s);
-    let signature = report.signature.clone().unwrap_or_else(|| carrier_signature(secret, timestamp, body.as_bytes()));
+    let signature = report.signature.clone().unwrap_or_else(|| carrier_signature(secret, timestamp, order_id, body.as_bytes()));
     let response = reqwest::Client::new()
         .post(format!("{base}/api/shipments/{order_id}/events"))
         .header("content-type", "application/json")
