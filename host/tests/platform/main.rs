@@ -9,6 +9,7 @@ mod capabilities;
 mod compose;
 mod email;
 mod events;
+mod hostile_data;
 mod hot_swap;
 mod kafka;
 mod kafka_bus;
