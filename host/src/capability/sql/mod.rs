@@ -126,7 +126,8 @@ pub async fn open_all(
         max_result_bytes: config.max_result_bytes.unwrap_or(DEFAULT_MAX_RESULT_BYTES),
     };
     let max_connections = config.max_connections.unwrap_or(DEFAULT_MAX_CONNECTIONS);
-    let server = postgres_url(runtime)?.map(|url| postgres::Server::new(&url)).transpose()?;
+    let databases = manifest.components.values().map(|c| c.sql_databases.len()).sum();
+    let server = postgres_url(runtime)?.map(|url| postgres::Server::new(&url, databases, limits)).transpose()?;
     // Made with the first database, so no key file appears for an application without.
     let mut signer: Option<Signer> = None;
     let mut access = BTreeMap::new();

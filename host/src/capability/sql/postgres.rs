@@ -37,12 +37,10 @@ use crate::bindings::sql::Error;
 /// migrations, the deploy ledger's tables): one key, so they all wait for each other.
 pub const TAKE_SET_UP_LOCK: &str = "SELECT pg_advisory_lock(hashtext('estore set-up'))";
 pub const RELEASE_SET_UP_LOCK: &str = "SELECT pg_advisory_unlock(hashtext('estore set-up'))";
-/// Connections of the host's own pool per database: the relay's pass, and one for
-/// the handled-message record.
-const HOST_CONNECTIONS: u32 = 2;
-
 pub struct Server {
     admin: PgConnectOptions,
+    /// The admin's connections, shared by every database of this host: provisioning,
+    /// and the host's own statements (see [`Pools::host`]).
     admin_pool: PgPool,
     /// Secret input of the derived role passwords and outbox key: the operator's URL.
     secret: String,
@@ -53,9 +51,10 @@ pub struct Pools {
     /// As the component's role, its schema on the search path: the component's calls,
     /// its migrations, and the host's statements in the component's transactions.
     pub component: PgPool,
-    /// As the admin, with only `pg_catalog` on the search path (so nothing of the
-    /// component's can stand in for a function or operator), naming the host's tables
-    /// with their schema: the host's statements outside the component's transactions.
+    /// As the admin (the server's one pool), with only `pg_catalog` on the search path
+    /// (so nothing of the component's can stand in for a function or operator), naming
+    /// the host's tables with their schema: the host's statements outside the
+    /// component's transactions.
     pub host: PgPool,
     pub schema: String,
 }
@@ -79,10 +78,12 @@ pub struct Provisioning {
 }
 
 impl Server {
-    pub fn new(url: &str) -> anyhow::Result<Server> {
+    /// The server at `url`, for `databases` component databases: each relay's pass
+    /// holds one of the admin's connections, and two more serve the rest.
+    pub fn new(url: &str, databases: usize, limits: SqlLimits) -> anyhow::Result<Server> {
         let admin: PgConnectOptions = url.parse().context("[sql] url is not a PostgreSQL connection URL")?;
-        let admin_pool =
-            PgPoolOptions::new().max_connections(2).acquire_timeout(ACQUIRE_TIMEOUT).connect_lazy_with(admin.clone());
+        let connections = u32::try_from(databases).unwrap_or(u32::MAX).saturating_add(2);
+        let admin_pool = pool_with_session(admin.clone(), connections, "pg_catalog", limits);
         Ok(Server { admin, admin_pool, secret: url.to_owned() })
     }
 
@@ -108,21 +109,10 @@ impl Server {
         // Derived, not random: every host sharing the server (and every restart)
         // computes the same password, so none locks the others out.
         let password = hex::encode(Sha256::digest(format!("estore role\0{}\0{role}", self.secret)))[..32].to_owned();
-        let timeout = limits.statement_timeout.as_millis();
-        let pool = |options: PgConnectOptions, max_connections: u32, search_path: String| {
-            let session = format!("SET search_path TO {search_path}; SET statement_timeout = {timeout}");
-            PgPoolOptions::new()
-                .max_connections(max_connections)
-                .acquire_timeout(ACQUIRE_TIMEOUT)
-                .after_connect(move |connection, _| {
-                    let session = session.clone();
-                    Box::pin(async move { connection.execute(session.as_str()).await.map(drop) })
-                })
-                .connect_lazy_with(options)
-        };
+        let options = self.admin.clone().username(&role).password(&password);
         let pools = Pools {
-            component: pool(self.admin.clone().username(&role).password(&password), max_connections, quote(&schema)),
-            host: pool(self.admin.clone(), HOST_CONNECTIONS, "pg_catalog".into()),
+            component: pool_with_session(options, max_connections, &quote(&schema), limits),
+            host: self.admin_pool.clone(),
             schema: schema.clone(),
         };
         let admin_pool = self.admin_pool.clone();
@@ -281,6 +271,23 @@ impl Provisioning {
         tracing::info!(schema = %self.schema, "{qualified}: rebuilt as the host's, out of the component's reach");
         Ok(true)
     }
+}
+
+/// Connections made lazily, each with `search_path` as its search path and the
+/// statement timeout of `limits`.
+fn pool_with_session(options: PgConnectOptions, max_connections: u32, search_path: &str, limits: SqlLimits) -> PgPool {
+    let session = format!(
+        "SET search_path TO {search_path}; SET statement_timeout = {}",
+        limits.statement_timeout.as_millis()
+    );
+    PgPoolOptions::new()
+        .max_connections(max_connections)
+        .acquire_timeout(ACQUIRE_TIMEOUT)
+        .after_connect(move |connection, _| {
+            let session = session.clone();
+            Box::pin(async move { connection.execute(session.as_str()).await.map(drop) })
+        })
+        .connect_lazy_with(options)
 }
 
 /// A double-quoted identifier. Component ids and labels are validated by the
