@@ -158,6 +158,7 @@ async fn attaching_another_components_database_is_refused() {
     let message = refused(&answer, "not-allowed", "ATTACH of another component's file");
     assert!(message.contains("ATTACH") && message.contains(&path), "names what was refused: {message}");
     assert!(!answer.to_string().contains(secret), "{answer}");
+    host.wait_for_log(&["hostile", "not allowed", "ATTACH"]);
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -288,6 +289,7 @@ async fn a_forged_outbox_row_is_never_published(backend: Backend) {
         Backend::Sqlite => {
             let message = refused(&forged, "not-allowed", "a row written into the outbox");
             assert!(message.contains("_estore_outbox"), "{message}");
+            host.wait_for_log(&["hostile", "not allowed", "_estore_outbox"]);
         }
         // The role may insert (the host stages in its transactions): the relay drops
         // the row, unsigned, and says so.
