@@ -64,6 +64,15 @@ pub struct DatabaseLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct DropLabels {
+    pub component: String,
+    pub database: String,
+    /// `forged` (not signed by the host), `not_granted`, `unreadable` or
+    /// `refused_by_bus`.
+    pub reason: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct PoolLabels {
     pub component: String,
     pub database: String,
@@ -87,6 +96,7 @@ pub struct Metrics {
     pub messages: Family<MessageLabels, Counter>,
     pub consumer_lag: Family<PartitionLabels, Gauge>,
     pub outbox_backlog: Family<DatabaseLabels, Gauge>,
+    pub outbox_dropped: Family<DropLabels, Counter>,
     pub pool_connections: Family<PoolLabels, Gauge>,
     pub resident_memory: Gauge,
     /// Kafka consumers report their lag in librdkafka's statistics, every few seconds.
@@ -118,6 +128,8 @@ impl Metrics {
         registry.register("consumer_lag", "Messages on a partition not yet committed by the consumer group", consumer_lag.clone());
         let outbox_backlog = Family::<DatabaseLabels, Gauge>::default();
         registry.register("outbox_backlog", "Committed messages waiting in a database's outbox for the relay", outbox_backlog.clone());
+        let outbox_dropped = Family::<DropLabels, Counter>::default();
+        registry.register("outbox_dropped", "Outbox rows deleted without being published, by reason", outbox_dropped.clone());
         let pool_connections = Family::<PoolLabels, Gauge>::default();
         registry.register("database_pool_connections", "Open database connections, in use or idle", pool_connections.clone());
         let resident_memory = Gauge::default();
@@ -133,6 +145,7 @@ impl Metrics {
             messages,
             consumer_lag,
             outbox_backlog,
+            outbox_dropped,
             pool_connections,
             resident_memory,
             kafka_lag: Mutex::new(HashMap::new()),

@@ -29,6 +29,9 @@ pub struct PublishGrant {
 
 /// Header names the host sets itself; a component's own values for them are replaced.
 const HOST_HEADERS: [&str; 3] = [trace::MESSAGE_ID, trace::CORRELATION_ID, trace::TRACEPARENT];
+/// Headers the host adds where it says something about a message (the dead-letter
+/// topic's `x-estore-error`, `x-estore-component`…): a component sets none of them.
+const HOST_HEADER_PREFIX: &str = "x-estore-";
 
 impl message_types::Host for HostState {}
 
@@ -84,16 +87,45 @@ impl HostState {
     }
 }
 
+/// Whether the host alone sets header `name` (in any case).
+fn is_host_header(name: &str) -> bool {
+    HOST_HEADERS.iter().any(|own| name.eq_ignore_ascii_case(own))
+        || name.get(..HOST_HEADER_PREFIX.len()).is_some_and(|prefix| prefix.eq_ignore_ascii_case(HOST_HEADER_PREFIX))
+}
+
 /// The component's headers, less any it set for the host's own names, plus the
 /// message id and the trace context of the current work.
 fn with_trace_headers(headers: Vec<Header>, message_id: &str, correlation_id: &str, traceparent: &str) -> Vec<(String, Vec<u8>)> {
     let mut out: Vec<(String, Vec<u8>)> = headers
         .into_iter()
-        .filter(|h| !HOST_HEADERS.iter().any(|own| h.name.eq_ignore_ascii_case(own)))
+        .filter(|h| !is_host_header(&h.name))
         .map(|h| (h.name, h.value))
         .collect();
     out.push((trace::MESSAGE_ID.into(), message_id.as_bytes().to_vec()));
     out.push((trace::CORRELATION_ID.into(), correlation_id.as_bytes().to_vec()));
     out.push((trace::TRACEPARENT.into(), traceparent.as_bytes().to_vec()));
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_host_alone_sets_its_headers() {
+        let header = |name: &str, value: &str| Header { name: name.into(), value: value.as_bytes().to_vec() };
+        let given = vec![
+            header("Message-ID", "forged"),
+            header("correlation-id", "forged"),
+            header("TRACEPARENT", "forged"),
+            header("x-estore-component", "payments"),
+            header("X-Estore-Origin", "forged/0/0"),
+            header("x-estore", "a name of the component's own"),
+            header("content-type", "application/json"),
+        ];
+        let headers = with_trace_headers(given, "m-1", "c-1", "00-t-s-01");
+        let names: Vec<&str> = headers.iter().map(|(name, _)| name.as_str()).collect();
+        assert_eq!(names, ["x-estore", "content-type", "message-id", "correlation-id", "traceparent"]);
+        assert_eq!(headers[2].1, b"m-1");
+    }
 }

@@ -108,7 +108,7 @@ fn command(seq: usize, action: &str) -> String {
     json!({"seq": seq, "action": action}).to_string()
 }
 
-async fn publish_as(host: &Host, body: Json, headers: &[(&str, &str)]) -> (u16, Json) {
+pub(crate) async fn publish_as(host: &Host, body: Json, headers: &[(&str, &str)]) -> (u16, Json) {
     let mut request = reqwest::Client::new().post(host.url("/eventcheck/publish")).json(&body);
     for (name, value) in headers {
         request = request.header(*name, *value);
@@ -125,7 +125,7 @@ async fn publish(host: &Host, app: &EventApp, key: Option<&str>, payloads: &[Str
     assert_eq!(status, 200, "publish failed: {answer}");
 }
 
-async fn rows(host: &Host, table: &str) -> Vec<Json> {
+pub(crate) async fn rows(host: &Host, table: &str) -> Vec<Json> {
     let (status, body) = crate::harness::get(&host.url(&format!("/eventcheck/{table}"))).await;
     assert_eq!(status, 200, "{body}");
     body.as_array().cloned().unwrap_or_else(|| panic!("not a list: {body}"))
@@ -133,7 +133,7 @@ async fn rows(host: &Host, table: &str) -> Vec<Json> {
 
 /// Polls `table` until `done` holds for its rows; panics with them and the host's
 /// log after [`PATIENCE`].
-async fn wait_for(host: &Host, table: &str, what: &str, done: impl Fn(&[Json]) -> bool) -> Vec<Json> {
+pub(crate) async fn wait_for(host: &Host, table: &str, what: &str, done: impl Fn(&[Json]) -> bool) -> Vec<Json> {
     let deadline = Instant::now() + PATIENCE;
     loop {
         let rows = rows(host, table).await;

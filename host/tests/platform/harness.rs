@@ -109,6 +109,13 @@ impl App {
         Host::start(self.command())
     }
 
+    /// `estore up` with `--runtime-config-file config`.
+    pub fn start_with_runtime_config(&self, config: &Path) -> Host {
+        let mut command = self.command();
+        command.arg("--runtime-config-file").arg(config);
+        Host::start(command)
+    }
+
     /// Runs `estore up` expecting it to fail at start; returns its stderr.
     pub fn start_failure(&self) -> String {
         let output = self.command().stdin(Stdio::null()).output().expect("run estore up");

@@ -10,6 +10,7 @@ mod compose;
 mod email;
 mod events;
 mod hostile_clients;
+mod hostile_data;
 mod hot_swap;
 mod kafka;
 mod kafka_bus;

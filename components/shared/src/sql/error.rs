@@ -70,6 +70,32 @@ impl Error {
         self.is_constraint(ConstraintKind::Check)
     }
 
+    /// The host refused the statement as reaching beyond the component's own database
+    /// (another file, an extension, a host table): a bug in the component, not a
+    /// passing failure.
+    pub fn is_not_allowed(&self) -> bool {
+        matches!(self, Error::Sql(raw::Error::NotAllowed(_)))
+    }
+
+    /// The interface's name for what went wrong (`constraint-violation`,
+    /// `not-allowed`, …), or `decode`, `missing-column` and `no-rows` for the helpers'
+    /// own errors: for logs and for answers that say which it was.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Error::Sql(raw::Error::ConstraintViolation(_)) => "constraint-violation",
+            Error::Sql(raw::Error::InvalidQuery(_)) => "invalid-query",
+            Error::Sql(raw::Error::Timeout(_)) => "timeout",
+            Error::Sql(raw::Error::Connection(_)) => "connection",
+            Error::Sql(raw::Error::AccessDenied(_)) => "access-denied",
+            Error::Sql(raw::Error::NotAllowed(_)) => "not-allowed",
+            Error::Sql(raw::Error::LimitExceeded(_)) => "limit-exceeded",
+            Error::Sql(raw::Error::Other(_)) => "other",
+            Error::MissingColumn(_) => "missing-column",
+            Error::Decode { .. } => "decode",
+            Error::NoRows => "no-rows",
+        }
+    }
+
     /// The statement ran past the host's statement timeout: worth a retry.
     pub fn is_timeout(&self) -> bool {
         matches!(self, Error::Sql(raw::Error::Timeout(_)))
@@ -115,6 +141,7 @@ impl fmt::Display for Error {
             Error::Sql(raw::Error::Timeout(m)) => write!(f, "statement timed out: {m}"),
             Error::Sql(raw::Error::Connection(m)) => write!(f, "database unreachable: {m}"),
             Error::Sql(raw::Error::AccessDenied(m)) => write!(f, "database access denied: {m}"),
+            Error::Sql(raw::Error::NotAllowed(m)) => write!(f, "statement not allowed: {m}"),
             Error::Sql(raw::Error::LimitExceeded(m)) => write!(f, "result too large: {m}"),
             Error::Sql(raw::Error::Other(m)) => write!(f, "database error: {m}"),
             Error::MissingColumn(column) => write!(f, "column `{column}` is missing"),
@@ -167,6 +194,10 @@ mod tests {
         assert!(Error::Sql(raw::Error::Timeout("slow".into())).is_timeout());
         assert!(Error::NoRows.is_no_rows());
         assert!(Error::NoRows.constraint().is_none());
+        let refused = Error::Sql(raw::Error::NotAllowed("ATTACH is not allowed".into()));
+        assert!(refused.is_not_allowed() && !e.is_not_allowed());
+        assert_eq!((refused.kind(), e.kind(), Error::NoRows.kind()), ("not-allowed", "constraint-violation", "no-rows"));
+        assert_eq!(refused.to_string(), "statement not allowed: ATTACH is not allowed");
     }
 
     #[test]

@@ -74,7 +74,8 @@ fn from_sqlite_code(code: &str, message: String) -> Error {
         Ok(5) | Ok(6) => Error::Timeout(format!("database is busy: {message}")),
         // SQLITE_INTERRUPT: the statement ran past its deadline (see sqlite_bounded).
         Ok(9) => Error::Timeout(format!("the statement ran longer than the statement timeout ({message})")),
-        Ok(23) => Error::AccessDenied(message),
+        // SQLITE_AUTH: the host's authorizer refused the statement (see `authorizer`).
+        Ok(23) => Error::NotAllowed(message),
         _ => Error::Other(message),
     }
 }
@@ -91,6 +92,7 @@ pub fn describe(error: &Error) -> String {
         Error::Timeout(m) => format!("timeout: {m}"),
         Error::Connection(m) => format!("connection: {m}"),
         Error::AccessDenied(m) => format!("access denied: {m}"),
+        Error::NotAllowed(m) => format!("not allowed: {m}"),
         Error::LimitExceeded(m) => format!("limit exceeded: {m}"),
         Error::Other(m) => m.clone(),
     }
@@ -108,6 +110,7 @@ pub fn prefixed(error: Error, context: &str) -> Error {
         Error::Timeout(m) => Error::Timeout(with(m)),
         Error::Connection(m) => Error::Connection(with(m)),
         Error::AccessDenied(m) => Error::AccessDenied(with(m)),
+        Error::NotAllowed(m) => Error::NotAllowed(with(m)),
         Error::LimitExceeded(m) => Error::LimitExceeded(with(m)),
         Error::Other(m) => Error::Other(with(m)),
     }

@@ -2,18 +2,23 @@
 //! file-name order, each once, each in its own transaction together with the row
 //! that records it, so a crash or a failing statement leaves the database as it was
 //! before that file.
+//!
+//! A migration ships with its component and runs as the component's own SQL would:
+//! on SQLite under the component's authorizer, on PostgreSQL as its role. The record
+//! in `_estore_migrations` is the host's statement, in the same transaction.
 
 use std::path::Path;
 
-use super::backend::Backend;
+use super::Database;
+use super::backend::Caller;
 use super::errors::{describe, prefixed};
 use super::statements::split_statements;
-use super::SqlLimits;
+use super::tables::MIGRATIONS;
 use crate::bindings::sql::{Error, Value};
 
-const TABLE: &str = "_estore_migrations";
-
-pub async fn apply(backend: &Backend, component: &str, folder: &Path, limits: SqlLimits) -> Result<(), Error> {
+pub async fn apply(database: &Database, folder: &Path) -> Result<(), Error> {
+    let (backend, component, limits) = (&database.backend, database.component.as_str(), database.limits);
+    let table = backend.host_table(MIGRATIONS);
     let mut files: Vec<_> = std::fs::read_dir(folder)
         .map_err(|e| Error::Other(format!("cannot read migrations folder {}: {e}", folder.display())))?
         .filter_map(|entry| entry.ok().map(|e| e.path()))
@@ -21,11 +26,7 @@ pub async fn apply(backend: &Backend, component: &str, folder: &Path, limits: Sq
         .collect();
     files.sort();
 
-    backend
-        .run_script(&[&format!("CREATE TABLE IF NOT EXISTS {TABLE} (name TEXT PRIMARY KEY, applied_at TEXT NOT NULL)")])
-        .await
-        .map_err(|(_, e)| e)?;
-    let applied = backend.query(None, &format!("SELECT name FROM {TABLE}"), Vec::new(), limits).await?;
+    let applied = backend.query(Caller::Host, None, &format!("SELECT name FROM {table}"), Vec::new(), limits).await?;
     let applied: Vec<&str> = applied
         .rows
         .iter()
@@ -42,14 +43,17 @@ pub async fn apply(backend: &Backend, component: &str, folder: &Path, limits: Sq
         }
         let script = std::fs::read_to_string(path)
             .map_err(|e| Error::Other(format!("cannot read migration {}: {e}", path.display())))?;
-        let mut statements = split_statements(&script);
         let record = format!(
-            "INSERT INTO {TABLE} (name, applied_at) VALUES ('{}', CURRENT_TIMESTAMP)",
+            "INSERT INTO {table} (name, applied_at) VALUES ('{}', CURRENT_TIMESTAMP)",
             name.replace('\'', "''")
         );
-        statements.push(&record);
+        let statements: Vec<(Caller, &str)> = split_statements(&script)
+            .into_iter()
+            .map(|statement| (Caller::Component, statement))
+            .chain([(Caller::Host, record.as_str())])
+            .collect();
         backend.run_script(&statements).await.map_err(|(index, error)| {
-            let statement = statements.get(index).copied().unwrap_or("COMMIT");
+            let statement = statements.get(index).map_or("COMMIT", |(_, statement)| statement);
             let error = prefixed(
                 error,
                 &format!("migration `{name}` failed at statement {} (`{}`)", index + 1, abbreviate(statement)),

@@ -2,23 +2,31 @@
 //! embedded by default, PostgreSQL when the runtime config says so.
 //!
 //! Isolation is the backend's, not a convention: on SQLite each database is its own
-//! file; on PostgreSQL each is a schema owned by the component's own role, and the
-//! component's connections log in as that role, so even crafted SQL cannot reach
-//! another component's tables. A component reaches only the labels in its
-//! `sql_databases`.
+//! file, and every statement of the component's runs under an authorizer that keeps
+//! it there (no ATTACH, no VACUUM INTO, no extension, no pragma that changes files or
+//! the connection: see [`authorizer`]); on PostgreSQL each is a schema the component's
+//! own role may use, and the component's connections log in as that role, so even
+//! crafted SQL cannot reach another component's tables. A component reaches only the
+//! labels in its `sql_databases`. On both, the host's own tables in that database
+//! (outbox, handled messages, migrations: see [`tables`]) are out of the component's
+//! reach but for what the host does in its transactions, and the outbox relay sends
+//! only rows the host signed ([`signing`]).
 //!
 //! Every call is bounded (statement timeout, rows and bytes per result), and a
 //! transaction left open when a request ends, however it ends, is rolled back as its
 //! resource is dropped with the instance.
 
+mod authorizer;
 mod backend;
 pub(crate) mod errors;
 mod migrations;
 mod outbox;
 pub(crate) mod postgres;
+mod signing;
 mod statements;
+mod tables;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
@@ -31,7 +39,8 @@ use crate::bindings::sql::{Error, Host, HostConnection, RowSet, Value};
 use crate::manifest::Manifest;
 use crate::runtime_config::{RuntimeConfig, SqlBackend};
 use crate::store::HostState;
-use backend::{Backend, Transaction};
+use backend::{Backend, Caller, Transaction};
+use signing::Signer;
 
 const DEFAULT_STATEMENT_TIMEOUT: Duration = Duration::from_secs(10);
 const DEFAULT_MAX_ROWS: u64 = 10_000;
@@ -64,6 +73,10 @@ pub struct Database {
     setup: backend::Setup,
     /// Wakes the outbox relay after a commit that staged messages.
     relay_signal: tokio::sync::Notify,
+    /// The topics the component may publish to: the relay sends no other.
+    allowed_topics: BTreeSet<String>,
+    /// Signs what the host stages in the outbox: the relay sends nothing else.
+    signer: Signer,
 }
 
 /// The databases a component was granted.
@@ -113,7 +126,10 @@ pub async fn open_all(
         max_result_bytes: config.max_result_bytes.unwrap_or(DEFAULT_MAX_RESULT_BYTES),
     };
     let max_connections = config.max_connections.unwrap_or(DEFAULT_MAX_CONNECTIONS);
-    let server = postgres_url(runtime)?.map(|url| postgres::Server::new(&url)).transpose()?;
+    let databases = manifest.components.values().map(|c| c.sql_databases.len()).sum();
+    let server = postgres_url(runtime)?.map(|url| postgres::Server::new(&url, databases, limits)).transpose()?;
+    // Made with the first database, so no key file appears for an application without.
+    let mut signer: Option<Signer> = None;
     let mut access = BTreeMap::new();
     for component in manifest.components.values() {
         let mut granted = BTreeMap::new();
@@ -125,6 +141,15 @@ pub async fn open_all(
                 None => backend::sqlite(state_dir, &component.id, label, max_connections, migrations).await?,
                 Some(server) => server.database(&component.id, label, max_connections, limits, migrations)?,
             };
+            let signer = match signer.clone() {
+                Some(signer) => signer,
+                None => signer
+                    .insert(match &server {
+                        None => Signer::from_state_dir(state_dir)?,
+                        Some(server) => server.outbox_signer(),
+                    })
+                    .clone(),
+            };
             let database = Database {
                 component: component.id.clone(),
                 label: label.clone(),
@@ -132,6 +157,8 @@ pub async fn open_all(
                 limits,
                 setup,
                 relay_signal: tokio::sync::Notify::new(),
+                allowed_topics: component.allowed_publish_topics.iter().cloned().collect(),
+                signer,
             };
             match database.ensure_ready().await {
                 Ok(()) => {}
@@ -198,7 +225,7 @@ impl SqlAccess {
         for (label, database) in self.granted.iter() {
             let answered = async {
                 database.ensure_ready().await?;
-                database.backend.query(None, "SELECT 1", Vec::new(), database.limits).await.map(drop)
+                database.backend.query(Caller::Component, None, "SELECT 1", Vec::new(), database.limits).await.map(drop)
             };
             answered.await.map_err(|e| format!("database `{label}`: {}", errors::describe(&e)))?;
         }
@@ -236,11 +263,7 @@ impl SqlAccess {
     /// migrations a deployed version brings. A failure says which file and statement.
     pub async fn migrate(&self, label: &str, folder: &Path) -> Result<(), String> {
         let database = self.granted.get(label).ok_or_else(|| format!("no database `{label}` is granted"))?;
-        database
-            .setup
-            .migrate(&database.backend, &database.component, folder, database.limits)
-            .await
-            .map_err(|e| errors::describe(&e))
+        database.setup.migrate(database, folder).await.map_err(|e| errors::describe(&e))
     }
 
     /// Forgets that `group` handled `message_id`, in every database of the component:
@@ -273,7 +296,7 @@ impl HostState {
         let connection = self.table.get_mut(&Resource::<Connection>::new_borrow(rep)).ok()?;
         let database = connection.database.clone();
         let tx = connection.transaction.as_mut()?;
-        let result = outbox::stage(&database.backend, tx, message, database.limits).await;
+        let result = outbox::stage(&database, tx, message).await;
         connection.staged |= result.is_ok();
         Some(result)
     }
@@ -281,7 +304,7 @@ impl HostState {
 
 impl Database {
     async fn ensure_ready(&self) -> Result<(), Error> {
-        self.setup.ensure(&self.backend, &self.component, self.limits).await
+        self.setup.ensure(self).await
     }
 
     /// The span of one SQL call; the statement without its parameters, shortened.
@@ -301,8 +324,10 @@ impl Database {
         )
     }
 
+    /// Logs what the operator should hear of: the database failing, and a statement
+    /// the host refused (a component trying to leave its database).
     fn log_failure(&self, what: &str, error: &Error) {
-        if matches!(error, Error::Connection(_) | Error::Other(_)) {
+        if matches!(error, Error::Connection(_) | Error::Other(_) | Error::NotAllowed(_)) {
             tracing::warn!(component = %self.component, database = %self.label, "{what}: {}", errors::describe(error));
         }
     }
@@ -351,14 +376,18 @@ impl HostConnection for HostState {
     async fn execute(&mut self, connection: Resource<Connection>, statement: String, params: Vec<Value>) -> wasmtime::Result<Result<u64, Error>> {
         let connection = self.table.get_mut(&connection)?;
         Ok(connection
-            .run("execute", &statement, async |backend, tx, limits| backend.execute(tx, &statement, params, limits).await)
+            .run("execute", &statement, async |backend, tx, limits| {
+                backend.execute(Caller::Component, tx, &statement, params, limits).await
+            })
             .await)
     }
 
     async fn query(&mut self, connection: Resource<Connection>, statement: String, params: Vec<Value>) -> wasmtime::Result<Result<RowSet, Error>> {
         let connection = self.table.get_mut(&connection)?;
         Ok(connection
-            .run("query", &statement, async |backend, tx, limits| backend.query(tx, &statement, params, limits).await)
+            .run("query", &statement, async |backend, tx, limits| {
+                backend.query(Caller::Component, tx, &statement, params, limits).await
+            })
             .await)
     }
 
@@ -368,7 +397,8 @@ impl HostConnection for HostState {
         if connection.transaction.is_some() {
             return Ok(Err(Error::InvalidQuery("a transaction is already open on this connection".into())));
         }
-        let result = connection.run("begin", "BEGIN", async |backend, _, limits| backend.begin(limits).await).await;
+        let result =
+            connection.run("begin", "BEGIN", async |backend, _, limits| backend.begin(Caller::Component, limits).await).await;
         Ok(result.map(|tx| {
             connection.transaction = Some(tx);
             connection.staged = false;
@@ -426,5 +456,32 @@ impl HostConnection for HostState {
         self.open_transactions.retain(|open| *open != connection.rep());
         self.table.delete(connection)?;
         Ok(())
+    }
+}
+
+/// Databases for the capability's unit tests.
+#[cfg(test)]
+pub(crate) mod testing {
+    use super::*;
+
+    pub const LIMITS: SqlLimits =
+        SqlLimits { statement_timeout: Duration::from_secs(5), max_rows: 1000, max_result_bytes: 1 << 20 };
+
+    /// Database `default` of component `c` in `state_dir`, set up, allowed to publish
+    /// to `topics`; one connection, so consecutive calls share it.
+    pub async fn sqlite_database(state_dir: &Path, topics: &[&str]) -> Database {
+        let (backend, setup) = backend::sqlite(state_dir, "c", "default", 1, None).await.expect("open");
+        let database = Database {
+            component: "c".into(),
+            label: "default".into(),
+            backend,
+            limits: LIMITS,
+            setup,
+            relay_signal: tokio::sync::Notify::new(),
+            allowed_topics: topics.iter().map(|t| t.to_string()).collect(),
+            signer: Signer::from_state_dir(state_dir).expect("signing key"),
+        };
+        database.ensure_ready().await.expect("set up");
+        database
     }
 }
