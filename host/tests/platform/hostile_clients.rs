@@ -401,3 +401,45 @@ async fn tokens_never_reach_the_log() {
         assert!(!log.contains(secret), "`{secret}` in the log:\n{log}");
     }
 }
+
+/// Starts `hello` with `max_connections = 1000` under an open-files limit of `soft`
+/// (`hard` the most it may be raised to), as many a machine starts services.
+fn start_under_open_files_limit(soft: u64, hard: u64) -> (App, Host) {
+    use std::os::unix::process::CommandExt;
+    let app = App::new(&crate::harness::one_component("hello", "/hello/...", "{wasm}/hello.wasm"));
+    let config = app.dir.path().join("runtime-config.toml");
+    std::fs::write(&config, "[http]\nmax_connections = 1000\n").expect("write the runtime config");
+    let mut command = app.command();
+    command.arg("--runtime-config-file").arg(&config);
+    let limit = rustix::process::Rlimit { current: Some(soft), maximum: Some(hard) };
+    // SAFETY: setrlimit is a single system call, safe between fork and exec.
+    unsafe {
+        command.pre_exec(move || rustix::process::setrlimit(rustix::process::Resource::Nofile, limit.clone()).map_err(Into::into));
+    }
+    let host = Host::start(command);
+    (app, host)
+}
+
+/// The soft "Max open files" of process `pid`.
+fn open_files_limit(pid: u32) -> u64 {
+    let limits = std::fs::read_to_string(format!("/proc/{pid}/limits")).expect("the host's limits");
+    let line = limits.lines().find(|l| l.starts_with("Max open files")).expect("a Max open files line");
+    line.split_whitespace().nth(3).and_then(|soft| soft.parse().ok()).unwrap_or_else(|| panic!("{line}"))
+}
+
+/// Guard: the host fits its connection cap to the open-files limit
+/// (`server::fit_to_open_files`). Under the common soft limit of 1024 a cap of 4096
+/// means nothing: a client holding a thousand idle connections would make `accept`
+/// fail for every other client. The host raises the soft limit as far as the hard one
+/// allows, and where even that is too low serves fewer connections and says so.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_connection_cap_fits_the_open_files_limit() {
+    let (_app, raised) = start_under_open_files_limit(512, 8192);
+    assert_eq!(get(&raised.url("/hello/")).await.0, 200);
+    assert_eq!(open_files_limit(raised.pid()), 1000 + 256, "raised to the connections and the host's own files");
+    assert!(!raised.log().contains("serving at most"), "{}", raised.log());
+
+    let (_app, capped) = start_under_open_files_limit(512, 512);
+    assert_eq!(get(&capped.url("/hello/")).await.0, 200);
+    capped.wait_for_log(&["http.max_connections = 1000 needs 1256 open files", "serving at most 256 connections"]);
+}
