@@ -208,10 +208,20 @@ impl Host {
     }
 }
 
+/// How much of a host's log a failing test shows.
+const LOG_LINES_ON_FAILURE: usize = 300;
+
 impl Drop for Host {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+        // A test that failed while this host ran shows the end of its log (the test
+        // harness prints a failing test's output), so a failure in CI can be read.
+        if std::thread::panicking() {
+            let log = self.log.lock().unwrap_or_else(|e| e.into_inner());
+            let tail = &log[log.len().saturating_sub(LOG_LINES_ON_FAILURE)..];
+            eprintln!("--- the last {} lines of the log of estore on {} ---\n{}", tail.len(), self.url, tail.join("\n"));
+        }
     }
 }
 

@@ -129,7 +129,9 @@ impl Store {
                 let url = crate::postgres::shared().create_database(&name);
                 let brokers = crate::kafka::shared().bootstrap();
                 let config = format!(
-                    "[sql]\nbackend = \"postgres\"\nurl = \"{url}\"\n[messaging]\nbackend = \"kafka\"\nbrokers = \"{brokers}\"\n"
+                    "[sql]\nbackend = \"postgres\"\nurl = \"{url}\"\n[messaging]\nbackend = \"kafka\"\nbrokers = \"{brokers}\"\n\
+                     [messaging.kafka_properties]\n\"statistics.interval.ms\" = \"{}\"\n",
+                    STATISTICS_INTERVAL.as_millis()
                 );
                 (config, Some(name))
             }
@@ -237,12 +239,68 @@ impl Store {
     }
 }
 
+/// How often the hosts on the shared Kafka report their consumer lag (librdkafka's
+/// statistics; 5 s unless told), which [`Running`] reads before it stops a host.
+const STATISTICS_INTERVAL: std::time::Duration = std::time::Duration::from_millis(1000);
+/// The longest a host on the shared Kafka is given to drain its consumer groups.
+const DRAIN_LIMIT: std::time::Duration = std::time::Duration::from_secs(120);
+
 /// A host serving a [`Store`]'s state dir.
 pub struct Running<'a> {
     // Fields drop in order: the host stops before the Kafka turn is handed on.
     host: Host,
     _store: &'a Store,
     _kafka_turn: Option<KafkaTurnHeld>,
+}
+
+impl Drop for Running<'_> {
+    /// A host on the shared Kafka stops only once its consumer groups have handled
+    /// every message: the groups are named in the manifest, so they are the next
+    /// store's too, and what this store left would be the next store's to handle:
+    /// events about users and orders it never had, each retried for half a minute
+    /// before it is dead-lettered, holding up that store's own events behind it.
+    fn drop(&mut self) {
+        if self._kafka_turn.is_some() && !std::thread::panicking() {
+            wait_until_drained(&self._store.state_dir());
+        }
+    }
+}
+
+/// Waits until the host on `state_dir` reports no consumer lag on any partition, in
+/// two of its statistics at least one interval apart (a message published meanwhile
+/// shows in the second), or [`DRAIN_LIMIT`] has passed. A host that no longer answers
+/// (a test killed it) has nothing left to drain here.
+fn wait_until_drained(state_dir: &std::path::Path) {
+    let started = std::time::Instant::now();
+    let mut drained_since = None;
+    while started.elapsed() < DRAIN_LIMIT {
+        let Some(metrics) = admin_metrics(state_dir) else { return };
+        let lags: Vec<f64> = metrics
+            .lines()
+            .filter(|line| line.starts_with("estore_consumer_lag{"))
+            .filter_map(|line| line.rsplit(' ').next()?.parse().ok())
+            .collect();
+        if lags.is_empty() || lags.iter().any(|lag| *lag > 0.0) {
+            drained_since = None;
+        } else if drained_since.get_or_insert_with(std::time::Instant::now).elapsed() > STATISTICS_INTERVAL * 2 {
+            return;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+    eprintln!("the store on {} still had consumer lag after {DRAIN_LIMIT:?}; stopping it anyway", state_dir.display());
+}
+
+/// `GET /metrics` on the admin listener of the host on `state_dir`, over a plain
+/// socket (a `Drop` cannot wait on an async client): `None` when it does not answer.
+fn admin_metrics(state_dir: &std::path::Path) -> Option<String> {
+    use std::io::{Read, Write};
+    let address = std::fs::read_to_string(state_dir.join("admin/address")).ok()?;
+    let mut stream = std::net::TcpStream::connect(address.trim()).ok()?;
+    stream.set_read_timeout(Some(std::time::Duration::from_secs(5))).ok()?;
+    stream.write_all(b"GET /metrics HTTP/1.0\r\n\r\n").ok()?;
+    let mut response = String::new();
+    stream.read_to_string(&mut response).ok()?;
+    Some(response)
 }
 
 impl std::ops::Deref for Running<'_> {
