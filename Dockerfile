@@ -13,7 +13,7 @@
 # Stage 2 is a slim Debian with the binary and /app, staged from the manifest by
 # deploy/stage-app.
 
-ARG RUST_VERSION=1.95
+ARG RUST_VERSION=1.99
 ARG DEBIAN_RELEASE=bookworm
 ARG NODE_VERSION=22
 
