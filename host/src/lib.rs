@@ -20,7 +20,7 @@ pub mod capability;
 pub mod cluster;
 pub mod deployments;
 pub mod engine;
-pub mod manifest;
+pub use estore_manifest as manifest;
 pub mod metrics;
 pub mod redact;
 pub mod registry;

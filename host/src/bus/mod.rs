@@ -236,11 +236,5 @@ where
 /// application moves between them unchanged): 1 to 249 of `[a-zA-Z0-9._-]`, not `.`
 /// or `..`.
 pub fn validate_topic(name: &str) -> Result<(), BusError> {
-    let valid_chars = name.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'));
-    if name.is_empty() || name.len() > 249 || !valid_chars || name == "." || name == ".." {
-        return Err(BusError::Invalid(format!(
-            "invalid topic name `{name}`: use 1 to 249 letters, digits, `.`, `_` or `-`"
-        )));
-    }
-    Ok(())
+    estore_manifest::topics::validate_topic(name).map_err(BusError::Invalid)
 }

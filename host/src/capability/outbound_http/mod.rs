@@ -28,10 +28,7 @@ use tracing::Instrument;
 use crate::trace::{self, TraceContext};
 use crate::trigger::http::HttpDispatcher;
 
-mod allowed_hosts;
-
-pub use allowed_hosts::parse_allowed_host;
-use allowed_hosts::{AllowedHost, HostPattern};
+use estore_manifest::allowed_hosts::{AllowedHost, HostPattern, parse_allowed_host};
 
 /// Suffix of the host names that address a component of this application.
 pub const CHAINING_SUFFIX: &str = ".spin.internal";

@@ -15,7 +15,7 @@
 pub mod admission;
 mod connection;
 mod headers;
-pub mod routes;
+pub use estore_manifest::routes;
 mod server;
 
 use std::net::SocketAddr;

@@ -24,9 +24,12 @@ use std::path::{Path, PathBuf};
 use serde::de::{Deserialize, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
 use toml::{Table, Value};
 
-use crate::bus::validate_topic;
-use crate::capability::outbound_http::parse_allowed_host;
-use crate::trigger::http::routes;
+pub mod allowed_hosts;
+pub mod routes;
+pub mod topics;
+
+use allowed_hosts::parse_allowed_host;
+use topics::validate_topic;
 
 /// A loaded and validated manifest.
 #[derive(Debug, Clone, PartialEq)]
@@ -2285,7 +2288,7 @@ source = "unused.wasm"
 
     #[test]
     fn the_projects_own_manifest_is_valid() {
-        let m = ok(include_str!("../../spin.toml"));
+        let m = ok(include_str!("../../../spin.toml"));
         assert!(!m.http_triggers.is_empty());
     }
 
