@@ -24,8 +24,7 @@ impl Checker<'_> {
             ));
         }
         let name = "spin_manifest_version";
-        let Some((loc, version)) = root.field(doc, name, &doc.fields.spin_manifest_version)
-        else {
+        let Some((loc, version)) = root.field(doc, name, &doc.fields.spin_manifest_version) else {
             return Err(self.error(
                 &root.missing(name),
                 format!("missing `spin_manifest_version`; {ONLY_V2} (`spin_manifest_version = 2`)"),
@@ -46,10 +45,7 @@ impl Checker<'_> {
                 &loc,
                 "the version is an integer: write `spin_manifest_version = 2` (no quotes)",
             )),
-            v => Err(self.error(
-                &loc,
-                format!("unsupported manifest version {v}; {ONLY_V2}"),
-            )),
+            v => Err(self.error(&loc, format!("unsupported manifest version {v}; {ONLY_V2}"))),
         }
     }
 
@@ -96,7 +92,9 @@ impl Checker<'_> {
                         }
                     }
                     name => {
-                        return Err(self.unsupported_trigger(&tloc.undeclared(triggers, name), name));
+                        return Err(
+                            self.unsupported_trigger(&tloc.undeclared(triggers, name), name)
+                        );
                     }
                 }
             }
@@ -119,7 +117,11 @@ impl Checker<'_> {
     }
 
     /// `[application.trigger.http]`: the `base`, if written.
-    fn http_base(&self, loc: &Loc, value: &Typed<Table<RawHttpSettings>>) -> Checked<Option<String>> {
+    fn http_base(
+        &self,
+        loc: &Loc,
+        value: &Typed<Table<RawHttpSettings>>,
+    ) -> Checked<Option<String>> {
         let config = self.table(loc, value)?;
         self.check_keys(loc, config, &[])?;
         let Some((at, base)) = loc.field(config, "base", &config.fields.base) else {

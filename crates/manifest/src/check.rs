@@ -40,7 +40,11 @@ impl Loc {
 
     /// The entry `key` of this table.
     pub fn entry<T>(&self, key: &Key, node: &Node<T>) -> Loc {
-        self.step(self.path.key(&key.name), key.span.as_ref(), node.span.as_ref())
+        self.step(
+            self.path.key(&key.name),
+            key.span.as_ref(),
+            node.span.as_ref(),
+        )
     }
 
     /// The key `name` of this table, which the manifest does not write.
@@ -162,7 +166,10 @@ impl Checker<'_> {
         items
             .iter()
             .enumerate()
-            .map(|(i, item)| self.string(&loc.index(i, item), &item.value).map(str::to_string))
+            .map(|(i, item)| {
+                self.string(&loc.index(i, item), &item.value)
+                    .map(str::to_string)
+            })
             .collect()
     }
 
@@ -179,7 +186,12 @@ impl Checker<'_> {
         self.table(loc, value)?
             .0
             .iter()
-            .map(|(k, v)| Ok((k.name.clone(), self.string(&loc.entry(k, v), &v.value)?.to_string())))
+            .map(|(k, v)| {
+                Ok((
+                    k.name.clone(),
+                    self.string(&loc.entry(k, v), &v.value)?.to_string(),
+                ))
+            })
             .collect()
     }
 
@@ -200,9 +212,8 @@ impl Checker<'_> {
 
     /// A list of topic names, none twice: a duplicate is a slip, never a meaning.
     pub fn topics(&self, loc: &Loc, value: &Typed<Strings>) -> Checked<Vec<String>> {
-        let topics = self.checked_strings(loc, value, |t| {
-            validate_topic(t).map_err(|e| e.to_string())
-        })?;
+        let topics =
+            self.checked_strings(loc, value, |t| validate_topic(t).map_err(|e| e.to_string()))?;
         if let Some(i) = (1..topics.len()).find(|&i| topics[..i].contains(&topics[i])) {
             let items = self.array(loc, value)?;
             return Err(self.error(
@@ -255,10 +266,7 @@ impl Checker<'_> {
             Ok(n) if *n > 0 => n.unsigned_abs(),
             Ok(n) => return Err(self.error(&at, format!("must be a positive integer, not {n}"))),
             Err(found) => {
-                return Err(self.error(
-                    &at,
-                    format!("expected a positive integer, found {found}"),
-                ));
+                return Err(self.error(&at, format!("expected a positive integer, found {found}")));
             }
         };
         T::try_from(n)

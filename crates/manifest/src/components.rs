@@ -169,7 +169,9 @@ impl Checker<'_> {
         }
 
         let mut allowed_outbound_hosts = Vec::new();
-        if let Some((hloc, v)) = loc.field(table, "allowed_outbound_hosts", &c.allowed_outbound_hosts) {
+        if let Some((hloc, v)) =
+            loc.field(table, "allowed_outbound_hosts", &c.allowed_outbound_hosts)
+        {
             let items = self.array(&hloc, v)?;
             for (i, (entry, node)) in self.items(&hloc, items)?.into_iter().zip(items).enumerate() {
                 let here = hloc.index(i, node);
@@ -275,7 +277,12 @@ impl Checker<'_> {
         self.check_keys(loc, table, &[])?;
         let l = &table.fields;
         Ok(ComponentLimits {
-            request_timeout_ms: self.opt_positive(loc, table, "request_timeout_ms", &l.request_timeout_ms)?,
+            request_timeout_ms: self.opt_positive(
+                loc,
+                table,
+                "request_timeout_ms",
+                &l.request_timeout_ms,
+            )?,
             max_memory_mb: self.opt_positive(loc, table, "max_memory_mb", &l.max_memory_mb)?,
             max_request_body_bytes: self.opt_positive(
                 loc,

@@ -14,13 +14,13 @@
 //! the struct, which loses every span inside it. [`Node`] therefore speaks the same
 //! span protocol as `Spanned` but accepts a value without a span.
 
+use std::fmt;
 use std::marker::PhantomData;
 use std::ops::Range;
-use std::fmt;
 
 use serde::de::{
-    DeserializeOwned, Deserialize, DeserializeSeed, Deserializer, IgnoredAny, IntoDeserializer, MapAccess,
-    SeqAccess, Visitor,
+    Deserialize, DeserializeOwned, DeserializeSeed, Deserializer, IgnoredAny, IntoDeserializer,
+    MapAccess, SeqAccess, Visitor,
 };
 use toml::Value;
 
@@ -87,10 +87,7 @@ pub(crate) trait FromToml: Sized {
     }
 
     /// A table, whose first key the caller may already have read.
-    fn map<'de, A: MapAccess<'de>>(
-        _first: Option<Key>,
-        _map: A,
-    ) -> Result<Typed<Self>, A::Error> {
+    fn map<'de, A: MapAccess<'de>>(_first: Option<Key>, _map: A) -> Result<Typed<Self>, A::Error> {
         Ok(Err("a table"))
     }
 }
@@ -145,7 +142,10 @@ impl FromToml for Value {
         Ok(Ok(Value::Array(items)))
     }
 
-    fn map<'de, A: MapAccess<'de>>(first: Option<Key>, mut map: A) -> Result<Typed<Self>, A::Error> {
+    fn map<'de, A: MapAccess<'de>>(
+        first: Option<Key>,
+        mut map: A,
+    ) -> Result<Typed<Self>, A::Error> {
         let mut table = toml::Table::new();
         if let Some(first) = first {
             table.insert(first.name, map.next_value()?);
@@ -173,7 +173,10 @@ impl<T: FromToml> FromToml for Vec<Node<T>> {
 pub(crate) struct Entries<T>(pub Vec<(Key, Node<T>)>);
 
 impl<T: FromToml> FromToml for Entries<T> {
-    fn map<'de, A: MapAccess<'de>>(first: Option<Key>, mut map: A) -> Result<Typed<Self>, A::Error> {
+    fn map<'de, A: MapAccess<'de>>(
+        first: Option<Key>,
+        mut map: A,
+    ) -> Result<Typed<Self>, A::Error> {
         let mut entries = Vec::new();
         if let Some(first) = first {
             entries.push((first, map.next_value()?));

@@ -9,8 +9,8 @@ use std::path::{Component, Path};
 
 use crate::FileMount;
 use crate::check::{Checked, Checker, Loc};
-use crate::de::{StringOr, Table, Typed};
-use crate::raw::RawFileMapping;
+use crate::de::{StringOr, Typed};
+use crate::raw::FileEntry;
 
 /// Relative, and staying inside the directory it is relative to.
 fn inside(path: &str) -> bool {
@@ -25,7 +25,7 @@ impl Checker<'_> {
     pub(crate) fn file_mount(
         &self,
         loc: &Loc,
-        entry: &Typed<StringOr<Table<RawFileMapping>>>,
+        entry: &Typed<FileEntry>,
         dir: &Path,
     ) -> Checked<FileMount> {
         let entry = self.expect(

@@ -262,13 +262,13 @@ impl Manifest {
                     ),
                 ));
             }
-            if let Some(folder) = &component.sql_migrations {
-                if !folder.is_dir() {
-                    return Err(self.error(
-                        format!("{key}.sql_migrations"),
-                        format!("`{}` is not a folder", shown(folder)),
-                    ));
-                }
+            if let Some(folder) = &component.sql_migrations
+                && !folder.is_dir()
+            {
+                return Err(self.error(
+                    format!("{key}.sql_migrations"),
+                    format!("`{}` is not a folder", shown(folder)),
+                ));
             }
             for (i, mount) in component.files.iter().enumerate() {
                 match mount {

@@ -120,7 +120,7 @@ pub(crate) struct RawComponent {
     pub description: Option<Node<String>>,
     pub variables: Option<Node<Entries<String>>>,
     pub environment: Option<Node<Entries<String>>>,
-    pub files: Option<Node<Vec<Node<StringOr<Table<RawFileMapping>>>>>>,
+    pub files: Option<Node<Vec<Node<FileEntry>>>>,
     pub allowed_outbound_hosts: Option<Node<Strings>>,
     pub allowed_publish_topics: Option<Node<Strings>>,
     pub allow_email: Option<Node<bool>>,
@@ -133,6 +133,9 @@ pub(crate) struct RawComponent {
     /// Settings for other tools, as in `[application]`.
     pub tool: Option<Node<Entries<Value>>>,
 }
+
+/// An entry of `files`: a pattern, or a mapping.
+pub(crate) type FileEntry = StringOr<Table<RawFileMapping>>;
 
 /// `files = [{ source = "...", destination = "/..." }]`.
 #[derive(Deserialize)]

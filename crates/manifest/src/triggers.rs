@@ -131,7 +131,9 @@ impl Checker<'_> {
         for key in table.sorted_keys() {
             let t = &table.fields;
             match key.name.as_str() {
-                "http" => self.push_entries(tloc, table, "http", &t.http, Entry::Http, &mut entries)?,
+                "http" => {
+                    self.push_entries(tloc, table, "http", &t.http, Entry::Http, &mut entries)?
+                }
                 "kafka" => {
                     self.push_entries(tloc, table, "kafka", &t.kafka, Entry::Kafka, &mut entries)?;
                 }
@@ -172,7 +174,6 @@ impl Checker<'_> {
         }
         Ok(())
     }
-
 }
 
 impl Checker<'_> {
@@ -314,9 +315,10 @@ impl Checker<'_> {
         });
         let mut seen: BTreeMap<String, (usize, &str)> = BTreeMap::new();
         for (i, (trigger, (loc, table))) in triggers.iter().zip(tables).enumerate() {
-            let (HttpRoute::Path(route), Some((rloc, _))) =
-                (&trigger.route, loc.field(table, "route", &table.fields.route))
-            else {
+            let (HttpRoute::Path(route), Some((rloc, _))) = (
+                &trigger.route,
+                loc.field(table, "route", &table.fields.route),
+            ) else {
                 continue;
             };
             let key = routes::route_key(route).map_err(|e| self.error(&rloc, e))?;

@@ -7,10 +7,10 @@
 
 use std::collections::BTreeMap;
 
+use crate::VariableDecl;
 use crate::check::{Checked, Checker, Loc};
 use crate::de::{Entries, Table, Typed};
 use crate::raw::RawVariable;
-use crate::VariableDecl;
 
 enum Part<'a> {
     Literal(&'a str),
