@@ -1,7 +1,7 @@
 //! The manifest's tests: each accepted form, and each refusal with its key path,
 //! position and words.
 
-    use std::collections::BTreeSet;
+use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 
 use crate::components::check_component_id;
