@@ -13,25 +13,20 @@ use std::time::Duration;
 use anyhow::{Context, Result, anyhow};
 use tokio::net::TcpListener;
 
+use estore_bus::Bus;
+use estore_engine::limits::{RequestLimits, Slots};
+use estore_engine::{Engine, EngineSettings};
+use estore_instance::Capabilities;
+use estore_instance::registry::{Registry, TriggeredBy};
+use estore_manifest::{HttpRoute, Manifest};
+use estore_runtime_config::RuntimeConfig;
+use estore_trigger_http::HttpDispatcher;
+use estore_trigger_kafka::MessageDispatcher;
+use estore_variables::AppVariables;
+
 use crate::admin::{self, Admin};
-use crate::bus::Bus;
 use crate::cluster::{self, Ledger};
-use crate::capability::email::Mailer;
-use crate::capability::key_value::KeyValueStores;
-use crate::capability::messaging::PublishGrant;
-use crate::capability::operations::Operations;
-use crate::capability::outbound_http::OutboundPolicy;
-use crate::capability::variables::AppVariables;
-use crate::capability::wasi::WasiGrant;
 use crate::deployments::Deployments;
-use crate::engine::{Engine, EngineSettings};
-use crate::manifest::{HttpRoute, Manifest};
-use crate::registry::{Registry, TriggeredBy};
-use crate::runtime_config::RuntimeConfig;
-use crate::store::{ComponentContext, RequestLimits};
-use crate::trigger::http::admission::Slots;
-use crate::trigger::http::{self, HttpDispatcher};
-use crate::trigger::kafka::MessageDispatcher;
 
 /// How long a stopping host waits for in-flight requests beyond their own deadlines.
 const DRAIN_GRACE: Duration = Duration::from_secs(5);
@@ -122,10 +117,6 @@ pub async fn up(options: UpOptions) -> Result<()> {
         cache_dir: options.cache_dir.clone().unwrap_or_else(|| state_dir.join("cache")),
     })?;
 
-    let key_value = KeyValueStores::open(&manifest, &runtime, &state_dir).await?;
-    let mut sql = crate::capability::sql::open_all(&manifest, &runtime, &state_dir).await?;
-    let mailer = Mailer::for_app(&manifest, &runtime, &state_dir)?;
-    let linker = crate::capability::linker(engine.wasmtime())?;
     let (bus_config, delivery) = runtime.messaging(&manifest)?;
     let bus = match uses_the_bus(&manifest) {
         true => Some(Bus::open(&bus_config, &state_dir).await?),
@@ -134,9 +125,11 @@ pub async fn up(options: UpOptions) -> Result<()> {
     if let Some(bus) = &bus {
         create_publish_topics(&manifest, bus);
     }
-    let operations = Operations::new(bus.clone());
+    let mut capabilities =
+        Capabilities::open(&manifest, &runtime, &state_dir, variables, bus.clone(), delivery.publish_timeout).await?;
+    let linker = estore_instance::linker(engine.wasmtime())?;
     let deployments = Deployments::new(&state_dir);
-    let ledger = match crate::capability::sql::postgres_url(&runtime)? {
+    let ledger = match estore_sql::postgres_url(&runtime)? {
         Some(url) => {
             let host = options.host_id.clone().unwrap_or_else(|| cluster::default_host_id(&state_dir));
             let ledger = Arc::new(Ledger::new(&url, host)?);
@@ -158,42 +151,14 @@ pub async fn up(options: UpOptions) -> Result<()> {
             tracing::warn!(component = %component.id, "no trigger names this component; not loaded");
             continue;
         }
-        let key = |field: &str| format!("{}: component.{}.{field}", manifest.path.display(), component.id);
-        let hosts = component
-            .allowed_outbound_hosts
-            .iter()
-            .map(|entry| variables.render(entry))
-            .collect::<Result<Vec<_>, _>>()
-            .map_err(|e| anyhow!("{}: {e}", key("allowed_outbound_hosts")))?;
-        let outbound = OutboundPolicy::new(&hosts).map_err(|e| anyhow!("{}: {e}", key("allowed_outbound_hosts")))?;
-        let context = ComponentContext {
-            id: component.id.as_str().into(),
-            wasi: WasiGrant::from_manifest(component, &manifest.dir, &state_dir)
-                .with_context(|| key("files"))?,
-            variables: Arc::new(variables.for_component(&manifest, component)?),
-            key_value: key_value.access_for(&component.key_value_stores),
-            sql: match sql.remove(&component.id).unwrap_or_else(|| Ok(Default::default())) {
-                Ok(grant) => grant,
-                Err(why) => {
-                    registry.mark_failed(&component.id, why);
-                    continue;
-                }
-            },
-            publish: Arc::new(PublishGrant {
-                allowed_topics: component.allowed_publish_topics.iter().cloned().collect(),
-                bus: bus.clone(),
-                timeout: delivery.publish_timeout,
-            }),
-            email: mailer.clone().filter(|_| component.allow_email),
-            operations: component.allow_operations.then(|| operations.clone()),
-            outbound: Arc::new(outbound),
-            limits: limits_of(&component.id),
-            slots: Slots::new(slots_per_component),
+        let slots = Slots::new(slots_per_component);
+        let context = match capabilities.grant(&manifest, component, &state_dir, limits_of(&component.id), slots)? {
+            Ok(context) => context,
+            Err(why) => {
+                registry.mark_failed(&component.id, why);
+                continue;
+            }
         };
-        // Only a component that may publish can have staged anything to relay.
-        if let Some(bus) = bus.as_ref().filter(|_| !component.allowed_publish_topics.is_empty()) {
-            context.sql.start_relays(bus, delivery.publish_timeout);
-        }
         let source = match deployments.serving(&component.id) {
             Ok(Some((version, file))) => {
                 tracing::info!(
@@ -256,7 +221,7 @@ pub async fn up(options: UpOptions) -> Result<()> {
         bus.clone(),
         ledger.clone(),
     ));
-    operations.connect(admin.clone());
+    capabilities.operations().connect(admin.clone());
     print_routes(&manifest, &registry, bus.as_ref(), address);
     let token_from = match std::env::var_os(admin::TOKEN_ENV) {
         Some(_) => admin::TOKEN_ENV.to_owned(),
@@ -284,7 +249,7 @@ pub async fn up(options: UpOptions) -> Result<()> {
         }
     };
     let serve = async {
-        let served = http::serve(listener, dispatcher, server_limits, stopped(stopping.clone()), drain).await;
+        let served = estore_trigger_http::serve(listener, dispatcher, server_limits, stopped(stopping.clone()), drain).await;
         // A server that failed stops the message handlers too.
         stop.send_replace(true);
         served
@@ -315,7 +280,7 @@ fn create_publish_topics(manifest: &Manifest, bus: &Bus) {
     let topics: Vec<String> = topics.into_iter().collect();
     let bus = bus.clone();
     tokio::spawn(async move {
-        crate::bus::retry_until_ready("creating the topics components publish to", || bus.ensure_topics(&topics))
+        estore_bus::retry_until_ready("creating the topics components publish to", || bus.ensure_topics(&topics))
             .await
     });
 }

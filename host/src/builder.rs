@@ -6,7 +6,7 @@ use std::time::Instant;
 
 use anyhow::{Context, Result, bail};
 
-use crate::manifest::Manifest;
+use estore_manifest::Manifest;
 
 /// Builds the components named in `only`, or all of them; stops at the first failure
 /// so its output is the last thing on the screen.

@@ -26,7 +26,7 @@ use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
 use sqlx::{Postgres, Row};
 
 use crate::admin::Admin;
-use crate::capability::sql::postgres::{RELEASE_SET_UP_LOCK, TAKE_SET_UP_LOCK};
+use estore_sql::{RELEASE_SET_UP_LOCK, TAKE_SET_UP_LOCK};
 use crate::deployments::{Deployments, History, Version};
 
 /// How often a host looks for deploys made through the others.

@@ -7,8 +7,8 @@ use std::process::ExitCode;
 use clap::{Args, Parser, Subcommand};
 
 use estore::admin::client::AdminClient;
-use estore::manifest::Manifest;
-use estore::telemetry::{self, LogFormat};
+use estore_manifest::Manifest;
+use estore_engine::telemetry::{self, LogFormat};
 use estore::{app, builder, watch};
 
 #[derive(Parser)]

@@ -9,7 +9,7 @@ use anyhow::Result;
 
 use crate::admin::client::AdminClient;
 use crate::builder;
-use crate::manifest::Manifest;
+use estore_manifest::Manifest;
 
 /// How often the watched files are looked at.
 const POLL: Duration = Duration::from_millis(500);

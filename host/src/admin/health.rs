@@ -12,9 +12,9 @@ use std::time::Duration;
 
 use serde_json::{Value, json};
 
-use crate::bus::Bus;
-use crate::manifest::Manifest;
-use crate::registry::Registry;
+use estore_bus::Bus;
+use estore_manifest::Manifest;
+use estore_instance::registry::Registry;
 
 /// How long each dependency has to answer.
 const CHECK_TIMEOUT: Duration = Duration::from_secs(2);

@@ -12,18 +12,18 @@
 //!   (`x-estore-source` says where it came from). It is compiled and checked (its
 //!   exports against its triggers, its imports against the manifest's grants), the
 //!   component's pending migrations are applied, then it replaces the running version
-//!   atomically ([`crate::registry`]). Any failure leaves the old version serving.
+//!   atomically ([`estore_instance::registry`]). Any failure leaves the old version serving.
 //! - `POST /v1/components/{id}/rollback`: back to the version before.
 //!
 //! With SQL on PostgreSQL, deploys and rollbacks are recorded in the database's deploy
 //! ledger before the switch, and every host sharing it follows ([`crate::cluster`]);
 //! the component list then shows what each host runs.
 //! - `GET /health/live` and `GET /health/ready`, without the token ([`health`]).
-//! - `GET /metrics`: Prometheus metrics ([`crate::metrics`]), without the token.
+//! - `GET /metrics`: Prometheus metrics ([`estore_engine::metrics`]), without the token.
 
 pub mod client;
-mod grants;
 mod health;
+mod platform;
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -43,11 +43,11 @@ use serde::Serialize;
 use serde_json::json;
 use tokio::net::TcpListener;
 
-use crate::bus::Bus;
+use estore_bus::Bus;
 use crate::cluster::{Change, HostReport, Ledger};
 use crate::deployments::{Deployments, History, Version};
-use crate::manifest::{HttpRoute, Manifest};
-use crate::registry::{LoadedComponent, Registry};
+use estore_manifest::{HttpRoute, Manifest};
+use estore_instance::registry::{LoadedComponent, Registry};
 
 /// The largest wasm a deploy accepts.
 const MAX_WASM_BYTES: usize = 256 << 20;
@@ -259,7 +259,7 @@ impl Admin {
         let current = self.registry.get(id).ok_or_else(|| Refused::UnknownComponent(id.to_owned()))?;
         let engine = self.registry.engine();
         let compiled = engine.load(file).map_err(|e| refuse(vec![format!("{e:#}")]))?;
-        let mut problems = grants::missing(&compiled.component, &current.context, engine.wasmtime());
+        let mut problems = current.context.missing_grants(&compiled.component, engine.wasmtime());
         match self.registry.prepare_version(id, file) {
             Ok(next) if problems.is_empty() => Ok(next),
             Ok(_) => Err(refuse(problems)),
@@ -482,7 +482,7 @@ impl Admin {
         if let Some(bus) = &self.bus {
             bus.report_lag().await;
         }
-        let metrics = crate::metrics::global();
+        let metrics = estore_engine::metrics::global();
         metrics.refresh_host_levels();
         let mut response = Response::new(Full::new(Bytes::from(metrics.encode())));
         response.headers_mut().insert(

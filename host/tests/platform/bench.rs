@@ -151,16 +151,16 @@ async fn bench_embedded_bus_trigger() {
     let topic = "bench-embedded";
     let (app, config) = trivial_handler_app(topic, "[messaging]\nbackend = \"embedded\"\npartitions = 4\n");
     {
-        let bus_config = estore::bus::BusConfig::Embedded(estore::bus::embedded::EmbeddedConfig {
+        let bus_config = estore_bus::BusConfig::Embedded(estore_bus::embedded::EmbeddedConfig {
             partitions: 4,
-            retention: estore::bus::embedded::DEFAULT_RETENTION,
+            retention: estore_bus::embedded::DEFAULT_RETENTION,
         });
-        let bus = estore::bus::Bus::open(&bus_config, &app.state_dir()).await.expect("open the embedded bus");
+        let bus = estore_bus::Bus::open(&bus_config, &app.state_dir()).await.expect("open the embedded bus");
         bus.ensure_topics(&[topic.to_owned()]).await.expect("topic");
         for chunk in (0..MESSAGES).collect::<Vec<_>>().chunks(500) {
             let sends = chunk.iter().map(|seq| {
                 bus.publish(
-                    estore::bus::Outgoing {
+                    estore_bus::Outgoing {
                         topic: topic.to_owned(),
                         key: Some(seq.to_string().into_bytes()),
                         payload: payload(*seq).into_bytes(),

@@ -21,8 +21,8 @@ use std::sync::OnceLock;
 
 use serde_json::Value;
 
-use estore::manifest::Manifest;
-use estore::runtime_config::{RuntimeConfig, SqlBackend};
+use estore_manifest::Manifest;
+use estore_runtime_config::{RuntimeConfig, SqlBackend};
 
 use crate::harness::{ESTORE, Host, compiled_cache, get, workspace};
 

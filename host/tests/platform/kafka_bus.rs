@@ -1,4 +1,4 @@
-//! The Kafka event bus (`estore::bus::Bus` on its Kafka backend) against a real
+//! The Kafka event bus (`estore_bus::Bus` on its Kafka backend) against a real
 //! broker: publishing, consumer groups and their commits, partitions that do not hold
 //! each other back, and a broker that goes away and comes back.
 //!
@@ -10,8 +10,8 @@ use std::path::Path;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use estore::bus::kafka::KafkaConfig;
-use estore::bus::{Bus, BusConfig, BusError, Delivery, Outgoing, PartitionFeed, Position, Subscription};
+use estore_bus::kafka::KafkaConfig;
+use estore_bus::{Bus, BusConfig, BusError, Delivery, Outgoing, PartitionFeed, Position, Subscription};
 
 use crate::kafka::Kafka;
 
