@@ -12,7 +12,9 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use anyhow::{Context, anyhow, bail};
-use lettre::message::Mailbox;
+use std::marker::PhantomData;
+
+use serde::de::{DeserializeOwned, DeserializeSeed, IgnoredAny, MapAccess, Visitor};
 use serde::{Deserialize, Deserializer};
 
 pub mod bus;
@@ -85,54 +87,68 @@ pub struct RuntimeConfig {
     pub sql: SqlConfig,
     #[serde(default)]
     pub messaging: MessagingConfig,
+    /// `[email]`: read by the e-mail capability ([`RuntimeConfig::section`]).
     #[serde(default)]
-    pub email: EmailConfig,
+    pub email: Section,
+    /// The file's text, for the sections capabilities read themselves.
+    #[serde(skip)]
+    text: String,
 }
 
-/// `[email]`: where the messages components send go. Checked when the file is loaded
-/// (see [`RuntimeConfig::validate`]); turned into a mailer by
-/// the e-mail capability (`estore-email`).
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct EmailConfig {
-    #[serde(default)]
-    pub backend: EmailBackend,
-    /// The sender of every message, `"Name <address>"` or a bare address.
-    #[serde(default, deserialize_with = "sender")]
-    pub from: Option<Mailbox>,
-    /// The SMTP server (`smtp` only, and then required).
-    pub host: Option<String>,
-    /// Default 587, or 465 with `tls = "tls"`.
-    pub port: Option<u16>,
-    pub username: Option<String>,
-    /// `ESTORE_SMTP_PASSWORD` overrides it.
-    pub password: Option<String>,
-    /// Default `starttls`.
-    pub tls: Option<SmtpTls>,
-    /// How long one message may take to reach the server, connecting included.
-    pub timeout_ms: Option<u64>,
+/// A section a capability reads and checks for itself ([`RuntimeConfig::section`]):
+/// the file only names it, so that a misspelt section is still refused here.
+#[derive(Debug, Default)]
+pub struct Section;
+
+impl<'de> Deserialize<'de> for Section {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Section, D::Error> {
+        IgnoredAny::deserialize(deserializer).map(|_| Section)
+    }
 }
 
-#[derive(Debug, Default, Clone, Copy, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum EmailBackend {
-    /// Each message an `.eml` file in the state dir: for development, nothing to run.
-    #[default]
-    File,
-    Smtp,
+/// Deserializes the value of one key of a table, skipping the others: a section read
+/// from the whole file, so its errors keep their line and column.
+struct Pick<'a, T> {
+    key: &'a str,
+    section: PhantomData<T>,
 }
 
-/// How the SMTP connection is protected.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum SmtpTls {
-    /// Plain text: only for a server on the same machine or a test server.
-    None,
-    /// Connect in plain text, then upgrade with STARTTLS; a server that does not offer
-    /// it is refused, so credentials never travel in clear.
-    Starttls,
-    /// TLS from the first byte (SMTPS, "implicit TLS").
-    Tls,
+impl<'de, T: Deserialize<'de>> DeserializeSeed<'de> for Pick<'_, T> {
+    type Value = Option<T>;
+
+    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<Option<T>, D::Error> {
+        deserializer.deserialize_map(self)
+    }
+}
+
+impl<'de, T: Deserialize<'de>> Visitor<'de> for Pick<'_, T> {
+    type Value = Option<T>;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        f.write_str("a table")
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Option<T>, A::Error> {
+        let mut found = None;
+        while let Some(key) = map.next_key::<String>()? {
+            if key == self.key {
+                found = Some(map.next_value::<T>()?);
+            } else {
+                map.next_value::<IgnoredAny>()?;
+            }
+        }
+        Ok(found)
+    }
+}
+
+/// A TOML error as `file:line:col: message`.
+fn toml_error(path: &Path, text: &str, error: &toml::de::Error) -> anyhow::Error {
+    let at = error
+        .span()
+        .and_then(|s| estore_manifest::line_col(text, s.start))
+        .map(|(l, c)| format!(":{l}:{c}"))
+        .unwrap_or_default();
+    anyhow::anyhow!("{}{at}: {}", path.display(), error.message())
 }
 
 /// `[sql]`: where components' databases live, and the limits of one call.
@@ -198,16 +214,6 @@ pub enum MessagingBackend {
     #[default]
     Embedded,
     Kafka,
-}
-
-/// `from` parsed as an address now, so a typo stops `estore up` rather than the first
-/// message.
-fn sender<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Option<Mailbox>, D::Error> {
-    use serde::de::Error;
-    let text = String::deserialize(deserializer)?;
-    text.parse().map(Some).map_err(|e| {
-        D::Error::custom(format!("email.from: `{text}` is not a sender (expected `Name <address>` or an address): {e}"))
-    })
 }
 
 /// `brokers` as a string or an array of strings, joined as the manifest joins them.
@@ -314,15 +320,9 @@ impl RuntimeConfig {
     }
 
     /// Parses and validates the text of the file at `path`.
-    fn parse(path: &Path, text: &str) -> anyhow::Result<RuntimeConfig> {
-        let mut config: RuntimeConfig = toml::from_str(text).map_err(|e| {
-            let at = e
-                .span()
-                .and_then(|s| estore_manifest::line_col(text, s.start))
-                .map(|(l, c)| format!(":{l}:{c}"))
-                .unwrap_or_default();
-            anyhow::anyhow!("{}{at}: {}", path.display(), e.message())
-        })?;
+    pub fn parse(path: &Path, text: &str) -> anyhow::Result<RuntimeConfig> {
+        let mut config: RuntimeConfig = toml::from_str(text).map_err(|e| toml_error(path, text, &e))?;
+        config.text = text.to_owned();
         let dir = path.parent().unwrap_or(Path::new("."));
         for store in config.key_value_store.values_mut() {
             let KeyValueStoreConfig::Spin { path: Some(p), .. } = store else { continue };
@@ -357,8 +357,6 @@ impl RuntimeConfig {
             ("messaging.max_backoff_ms", self.messaging.max_backoff_ms),
             ("messaging.concurrency", self.messaging.concurrency.map(u64::from)),
             ("messaging.publish_timeout_ms", self.messaging.publish_timeout_ms),
-            ("email.port", self.email.port.map(u64::from)),
-            ("email.timeout_ms", self.email.timeout_ms),
         ];
         for (key, value) in limits {
             if value == Some(0) {
@@ -382,7 +380,6 @@ impl RuntimeConfig {
                 path.display()
             );
         }
-        self.validate_email(path)?;
         for (property, why) in RESERVED_KAFKA_PROPERTIES {
             if self.messaging.kafka_properties.contains_key(*property) {
                 bail!(
@@ -394,37 +391,13 @@ impl RuntimeConfig {
         Ok(())
     }
 
-    /// What `[email]` can get wrong on its own. A username without a password is left
-    /// for start, where `ESTORE_SMTP_PASSWORD` may still supply it.
-    fn validate_email(&self, path: &Path) -> anyhow::Result<()> {
-        let email = &self.email;
-        match email.backend {
-            EmailBackend::File => {
-                let smtp_only = [
-                    ("host", email.host.is_some()),
-                    ("port", email.port.is_some()),
-                    ("username", email.username.is_some()),
-                    ("password", email.password.is_some()),
-                    ("tls", email.tls.is_some()),
-                    ("timeout_ms", email.timeout_ms.is_some()),
-                ];
-                if let Some((key, _)) = smtp_only.iter().find(|(_, set)| *set) {
-                    bail!(
-                        "{}: email.{key}: only used by the smtp backend; set `backend = \"smtp\"` in [email] or remove it",
-                        path.display()
-                    );
-                }
-            }
-            EmailBackend::Smtp => {
-                if email.host.as_deref().is_none_or(|h| h.trim().is_empty()) {
-                    bail!("{}: email.host: the smtp backend needs the SMTP server's host name", path.display());
-                }
-                if email.password.is_some() && email.username.is_none() {
-                    bail!("{}: email.password: given without email.username", path.display());
-                }
-            }
-        }
-        Ok(())
+    /// Section `key` (`[email]`), read by the capability it belongs to into its own
+    /// type; the type's default when the file has none. Errors name the file, line and
+    /// column as the file's own do.
+    pub fn section<T: DeserializeOwned + Default>(&self, key: &str) -> anyhow::Result<T> {
+        let Some(path) = &self.path else { return Ok(T::default()) };
+        let picked = Pick { key, section: PhantomData }.deserialize(toml::Deserializer::new(&self.text));
+        Ok(picked.map_err(|e| toml_error(path, &self.text, &e))?.unwrap_or_default())
     }
 
     pub fn request_timeout(&self) -> Duration {
@@ -830,62 +803,5 @@ mod tests {
         assert!(e.contains("above limits.max_instances (1000)"), "{e}");
         let e = config_error("[http]\nread_timeout_ms = 5\n");
         assert!(e.starts_with(&format!("{FILE}:2:1")) && e.contains("unknown field `read_timeout_ms`"), "{e}");
-    }
-
-    #[test]
-    fn email_defaults_to_files_from_the_hosts_sender() {
-        let email = RuntimeConfig::default().email;
-        assert_eq!(email.backend, EmailBackend::File);
-        assert!(email.from.is_none() && email.host.is_none() && email.tls.is_none());
-        let from = config("[email]\nfrom = \"Electronic Store <shop@localhost>\"\n").email.from;
-        assert_eq!(from.map(|f| f.to_string()), Some("Electronic Store <shop@localhost>".to_string()));
-    }
-
-    #[test]
-    fn email_smtp_settings_are_read_as_written() {
-        let email = config(
-            "[email]\nbackend = \"smtp\"\nhost = \"mail.example.com\"\nport = 2525\nusername = \"shop\"\n\
-             password = \"secret\"\ntls = \"tls\"\ntimeout_ms = 5000\nfrom = \"shop@example.com\"\n",
-        )
-        .email;
-        assert_eq!(email.backend, EmailBackend::Smtp);
-        assert_eq!(email.host.as_deref(), Some("mail.example.com"));
-        assert_eq!((email.port, email.tls, email.timeout_ms), (Some(2525), Some(SmtpTls::Tls), Some(5000)));
-        assert_eq!((email.username.as_deref(), email.password.as_deref()), (Some("shop"), Some("secret")));
-        for (tls, expected) in [("none", SmtpTls::None), ("starttls", SmtpTls::Starttls)] {
-            let text = format!("[email]\nbackend = \"smtp\"\nhost = \"h\"\ntls = \"{tls}\"\n");
-            assert_eq!(config(&text).email.tls, Some(expected));
-        }
-        // A username alone is fine here: ESTORE_SMTP_PASSWORD may give the password at start.
-        config("[email]\nbackend = \"smtp\"\nhost = \"h\"\nusername = \"shop\"\n");
-    }
-
-    #[test]
-    fn bad_email_settings_name_the_file_and_the_key() {
-        let cases: &[(&str, &[&str])] = &[
-            ("[email]\nbackend = \"sendmail\"\n", &[":2:11", "unknown variant `sendmail`", "file", "smtp"]),
-            ("[email]\nfrom = \"shop at example\"\n", &[":2:8", "email.from: `shop at example` is not a sender"]),
-            ("[email]\nfrom = 5\n", &[":2:8", "string"]),
-            ("[email]\nhots = \"h\"\n", &[":2:1", "unknown field `hots`"]),
-            ("[email]\nbackend = \"smtp\"\nhost = \"h\"\ntls = \"ssl\"\n", &[":4:7", "unknown variant `ssl`", "starttls"]),
-            ("[email]\nbackend = \"smtp\"\n", &["email.host: the smtp backend needs the SMTP server's host name"]),
-            ("[email]\nbackend = \"smtp\"\nhost = \" \"\n", &["email.host: the smtp backend needs"]),
-            ("[email]\nbackend = \"smtp\"\nhost = \"h\"\nport = 0\n", &["email.port: must be greater than zero"]),
-            ("[email]\nbackend = \"smtp\"\nhost = \"h\"\nport = 70000\n", &[":4:8", "u16"]),
-            ("[email]\nbackend = \"smtp\"\nhost = \"h\"\ntimeout_ms = 0\n", &["email.timeout_ms: must be greater than zero"]),
-            (
-                "[email]\nbackend = \"smtp\"\nhost = \"h\"\npassword = \"p\"\n",
-                &["email.password: given without email.username"],
-            ),
-            ("[email]\nhost = \"mail.example.com\"\n", &["email.host: only used by the smtp backend", "backend = \"smtp\""]),
-            ("[email]\ntls = \"none\"\n", &["email.tls: only used by the smtp backend"]),
-        ];
-        for (text, needles) in cases {
-            let e = config_error(text);
-            assert!(e.starts_with(FILE), "{e}");
-            for needle in *needles {
-                assert!(e.contains(needle), "`{needle}` not in: {e}");
-            }
-        }
     }
 }

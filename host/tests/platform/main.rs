@@ -1,7 +1,8 @@
 //! Integration tests: the real `estore` serving real components over real HTTP on an
 //! ephemeral loopback port.
 
-mod harness;
+use estore_test_support::{harness, kafka, loadgen, postgres, smtp, watched};
+
 
 mod bench;
 mod bench_http;
@@ -12,17 +13,12 @@ mod events;
 mod hostile_clients;
 mod hostile_data;
 mod hot_swap;
-mod kafka;
 mod kafka_bus;
 mod limits;
-mod loadgen;
 mod manifest_errors;
 mod observability;
 mod outbound;
-mod postgres;
 mod routing;
 mod secrets;
 mod shutdown;
-mod smtp;
 mod sql;
-mod watched;

@@ -2,22 +2,7 @@
 //! `spin.toml`, with every store component built once per run by the real
 //! `estore build`, driven over HTTP on loopback as a client would.
 
-#[path = "../platform/harness.rs"]
-#[allow(dead_code)]
-mod harness;
-#[path = "../platform/kafka.rs"]
-mod kafka;
-#[path = "../platform/loadgen.rs"]
-mod loadgen;
-#[path = "../platform/postgres.rs"]
-#[allow(dead_code)]
-mod postgres;
-#[path = "../platform/smtp.rs"]
-#[allow(dead_code)]
-mod smtp;
-#[path = "../platform/watched.rs"]
-#[allow(dead_code)]
-mod watched;
+use estore_test_support::{harness, kafka, loadgen, postgres, smtp};
 
 mod support;
 

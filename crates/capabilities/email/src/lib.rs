@@ -28,10 +28,13 @@ use lettre::{AsyncSmtpTransport, AsyncTransport, Tokio1Executor};
 use uuid::Uuid;
 
 use estore_manifest::Manifest;
-use estore_runtime_config::{EmailBackend, EmailConfig, RuntimeConfig, SmtpTls};
+use estore_runtime_config::RuntimeConfig;
 use wasmtime::component::{HasData, Linker};
 
+mod config;
+
 pub use bindings::estore::platform::mailer;
+pub use config::{EmailBackend, EmailConfig, SmtpTls};
 use mailer::{Error, Host, Message};
 
 /// The interface's bindings, generated here so this crate alone implements them.
@@ -82,11 +85,12 @@ impl Mailer {
     /// The mailer of an application, built once at start; `None` when no component
     /// may send e-mail, so such an application opens no folder and no connection.
     pub fn for_app(manifest: &Manifest, runtime: &RuntimeConfig, state_dir: &Path) -> Result<Option<Arc<Mailer>>> {
+        let config = EmailConfig::from_runtime(runtime)?;
         if !manifest.components.values().any(|c| c.allow_email) {
             return Ok(None);
         }
         let env_password = std::env::var(PASSWORD_ENV).ok();
-        let mailer = Mailer::new(&runtime.email, &runtime.file(), state_dir, env_password)?;
+        let mailer = Mailer::new(&config, &runtime.file(), state_dir, env_password)?;
         tracing::info!("e-mail: {}", mailer.describe());
         Ok(Some(Arc::new(mailer)))
     }

@@ -323,7 +323,7 @@ impl Drop for Kafka {
 
 /// `scripts/kafka-broker` of this workspace.
 fn script() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../scripts/kafka-broker")
+    crate::harness::workspace().join("scripts/kafka-broker")
 }
 
 /// `scripts/kafka-broker fetch`, once per test run (it returns at once when cached).

@@ -7,15 +7,21 @@ use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::{Arc, LazyLock, Mutex, Once};
 use std::time::{Duration, Instant};
 
-/// The host binary under test: the one cargo built with the tests, or the one named by
-/// `ESTORE_BIN` (`scripts/bench` points it at an optimised build, so benchmarks measure
-/// what users run rather than the unoptimised dev host).
+/// The host binary under test: the one cargo built beside the running test binary
+/// (`target/<profile>/estore`, which cargo builds for the `estore` package's tests),
+/// or the one named by `ESTORE_BIN` (`scripts/bench` points it at the release build).
 pub static ESTORE: LazyLock<PathBuf> = LazyLock::new(|| {
-    std::env::var_os("ESTORE_BIN").map(PathBuf::from).unwrap_or_else(|| PathBuf::from(env!("CARGO_BIN_EXE_estore")))
+    std::env::var_os("ESTORE_BIN").map(PathBuf::from).unwrap_or_else(|| profile_dir().join("estore"))
 });
 
+/// `target/<profile>`: the test binary runs from its `deps` folder.
+fn profile_dir() -> PathBuf {
+    let exe = std::env::current_exe().expect("the test binary's path");
+    exe.parent().and_then(Path::parent).expect("target/<profile>/deps/<test>").to_owned()
+}
+
 pub fn workspace() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("host/ has a parent").to_owned()
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..").canonicalize().expect("the workspace folder")
 }
 
 /// Where the fixture components land after the build.
@@ -44,7 +50,7 @@ pub fn build_fixtures() {
 
 /// Compiled components are shared between tests (keyed by digest, so always right).
 pub fn compiled_cache() -> PathBuf {
-    PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("estore-compiled")
+    profile_dir().join("../tmp/estore-compiled")
 }
 
 /// A manifest with one component at one route; `source` may use `{wasm}`/`{wasm_p1}`.

@@ -14,7 +14,7 @@
 
 use std::io::{BufRead, BufReader, Write};
 use std::net::TcpStream;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::Command;
 use std::sync::Once;
 use std::time::{Duration, Instant};
@@ -142,7 +142,7 @@ fn greets(port: u16) -> bool {
 
 /// `scripts/smtp-server` of this workspace.
 fn script() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../scripts/smtp-server")
+    crate::harness::workspace().join("scripts/smtp-server")
 }
 
 /// `scripts/smtp-server install`, once per test run (at once when installed).
