@@ -97,7 +97,12 @@ impl App {
 
     /// `estore up` on a state dir of the caller's: another host of the application.
     pub fn command_on(&self, state_dir: &Path, cache: &Path) -> Command {
-        let mut command = Command::new(&*ESTORE);
+        self.command_of(&ESTORE, state_dir, cache)
+    }
+
+    /// [`App::command_on`] with another build of the host (the benchmark's dev build).
+    pub fn command_of(&self, estore: &Path, state_dir: &Path, cache: &Path) -> Command {
+        let mut command = Command::new(estore);
         command
             .arg("up")
             .arg("-f")

@@ -1,5 +1,7 @@
 //! The HTTP benchmark: the same component served by `estore up` and by `wasmtime
-//! serve`, loaded by the same generator (oha), side by side in one run; then service
+//! serve`, loaded by the same generator (oha), side by side in one run; with
+//! `ESTORE_DEV_BIN` (which `scripts/bench` sets), also by the dev build of estore, the
+//! one `scripts/start` and the tests run, as a ratio to the release build. Then service
 //! chaining on estore. `scripts/bench` installs wasmtime-cli 48 and oha from
 //! crates.io into `/var/cache/estore/tools` first; without them this says so and
 //! measures nothing.
@@ -8,7 +10,7 @@ use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
-use crate::harness::{App, wasm_dir};
+use crate::harness::{App, Host, compiled_cache, wasm_dir};
 use crate::loadgen::{oha, tool};
 
 /// `wasmtime serve` of `wasm` on a free port; killed on drop.
@@ -71,15 +73,31 @@ target = "bench"
 "#,
     );
     let host = app.start();
+    // The dev build on a state dir of its own (the first host holds the app's).
+    let dev_state = tempfile::tempdir().expect("a state dir for the dev host");
+    let dev = std::env::var_os("ESTORE_DEV_BIN")
+        .map(|bin| Host::start(app.command_of(&PathBuf::from(bin), dev_state.path(), &compiled_cache())));
     let wasm = wasm_dir().join("benchcheck.wasm");
     let wasmtime_serve = WasmtimeServe::start(&wasmtime, &wasm);
-    println!("HTTP: the same component (benchcheck: answers `ok`), 5 s of oha per row, one after the other:");
-    println!("  {:>5}  {:>22}  {:>22}  {:>6}", "conc.", "estore rps (p50/p99 ms)", "wasmtime rps (p50/p99)", "ratio");
+    let wasmtime_url = format!("http://127.0.0.1:{}/", wasmtime_serve.1);
+    println!("HTTP: the same component (benchcheck: answers `ok`), 5 s of oha per row and server, in turn:");
+    println!(
+        "  {:>5}  {:>22}  {:>22}  {:>6}  {:>22}  {:>9}",
+        "conc.", "estore rps (p50/p99 ms)", "wasmtime rps (p50/p99)", "ratio", "dev estore rps", "dev/rel."
+    );
     for concurrency in [1, 16, 64] {
         let ours = oha(&generator, &host.url("/"), concurrency);
-        let theirs = oha(&generator, &format!("http://127.0.0.1:{}/", wasmtime_serve.1), concurrency);
+        let theirs = oha(&generator, &wasmtime_url, concurrency);
+        let dev = dev.as_ref().map(|dev| oha(&generator, &dev.url("/"), concurrency));
+        let (dev_column, dev_ratio) = match &dev {
+            Some(dev) => (
+                format!("{:>8.0} ({:>5.2}/{:>5.2})", dev.rps, dev.p50_ms, dev.p99_ms),
+                format!("{:.2}", dev.rps / ours.rps),
+            ),
+            None => ("(no ESTORE_DEV_BIN)".to_owned(), "-".to_owned()),
+        };
         println!(
-            "  {concurrency:>5}  {:>8.0} ({:>5.2}/{:>5.2})  {:>8.0} ({:>5.2}/{:>5.2})  {:>6.2}",
+            "  {concurrency:>5}  {:>8.0} ({:>5.2}/{:>5.2})  {:>8.0} ({:>5.2}/{:>5.2})  {:>6.2}  {dev_column:>22}  {dev_ratio:>9}",
             ours.rps,
             ours.p50_ms,
             ours.p99_ms,

@@ -359,9 +359,8 @@ fn compose_runtime_config_selects_kafka_and_postgres_services() {
     );
 }
 
-// Needs the runtime config's `[messaging]` section (being added to
-// host/src/runtime_config.rs on another branch): until it lands the loader refuses the
-// file with "unknown field `messaging`", and this test fails. Once merged it holds.
+// The runtime config compose mounts is read by the host's own loader, so a section
+// the loader does not know (or a misspelt one) fails here rather than in a deployment.
 #[test]
 fn compose_runtime_config_loads_with_the_real_loader() {
     let path = store_runtime_config_file();
