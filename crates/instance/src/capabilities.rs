@@ -142,6 +142,8 @@ pub struct ComponentContext {
     pub operations: Option<Arc<Operations>>,
 }
 
+/// One instance's state: each capability's share of it, and what they all borrow
+/// (the component's id, the resource table, the work it does).
 pub struct HostState {
     pub component: Arc<str>,
     pub table: ResourceTable,
