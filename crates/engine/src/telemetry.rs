@@ -107,7 +107,9 @@ struct Gate {
 
 impl Gate {
     fn exports(&self, metadata: &Metadata<'_>) -> bool {
-        let ours = metadata.target() == "estore" || metadata.target().starts_with("estore::");
+        // The platform's crates are all named `estore` or `estore-*`.
+        let target = metadata.target();
+        let ours = target == "estore" || target.starts_with("estore::") || target.starts_with("estore_");
         self.exporting && ours && metadata.is_span() && *metadata.level() <= Level::DEBUG
     }
 }

@@ -406,8 +406,6 @@ fn run_with_timeout(mut command: Command, stdin: Option<&str>, timeout: Duration
     }
 }
 
-/// A port that was free a moment ago (`start` retries if it is taken meanwhile).
-
 #[test]
 fn kafka_broker_starts_and_restarts() {
     let kafka = Kafka::start();

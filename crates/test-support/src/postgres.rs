@@ -408,8 +408,6 @@ fn temp_base(for_other_user: bool) -> PathBuf {
     if reachable && base.as_os_str().len() <= 60 { base } else { PathBuf::from("/tmp") }
 }
 
-/// A port that was free a moment ago (`start` retries if it is taken meanwhile).
-
 fn new_password() -> String {
     let mut bytes = [0u8; 12];
     if std::fs::File::open("/dev/urandom").and_then(|mut f| f.read_exact(&mut bytes)).is_err() {

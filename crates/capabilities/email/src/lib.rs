@@ -322,7 +322,7 @@ impl Host for MailerView<'_> {
                 self.component
             ))));
         };
-        Ok(mailer.send(&self.component, message).await)
+        Ok(mailer.send(self.component, message).await)
     }
 }
 

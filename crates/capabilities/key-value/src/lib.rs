@@ -313,27 +313,27 @@ impl HostStore for KeyValueView<'_> {
 
     async fn get(&mut self, store: Resource<OpenStore>, key: String) -> wasmtime::Result<Result<Option<Vec<u8>>, Error>> {
         let store = self.table.get(&store)?.0.clone();
-        Ok(store.get(&key).await.map_err(|e| storage_error(&self.component, &store.label, e)))
+        Ok(store.get(&key).await.map_err(|e| storage_error(self.component, &store.label, e)))
     }
 
     async fn set(&mut self, store: Resource<OpenStore>, key: String, value: Vec<u8>) -> wasmtime::Result<Result<(), Error>> {
         let store = self.table.get(&store)?.0.clone();
-        Ok(store.set(&key, &value).await.map_err(|e| write_error(&self.component, &store.label, e)))
+        Ok(store.set(&key, &value).await.map_err(|e| write_error(self.component, &store.label, e)))
     }
 
     async fn delete(&mut self, store: Resource<OpenStore>, key: String) -> wasmtime::Result<Result<(), Error>> {
         let store = self.table.get(&store)?.0.clone();
-        Ok(store.delete(&key).await.map_err(|e| storage_error(&self.component, &store.label, e)))
+        Ok(store.delete(&key).await.map_err(|e| storage_error(self.component, &store.label, e)))
     }
 
     async fn exists(&mut self, store: Resource<OpenStore>, key: String) -> wasmtime::Result<Result<bool, Error>> {
         let store = self.table.get(&store)?.0.clone();
-        Ok(store.get(&key).await.map(|v| v.is_some()).map_err(|e| storage_error(&self.component, &store.label, e)))
+        Ok(store.get(&key).await.map(|v| v.is_some()).map_err(|e| storage_error(self.component, &store.label, e)))
     }
 
     async fn get_keys(&mut self, store: Resource<OpenStore>) -> wasmtime::Result<Result<Vec<String>, Error>> {
         let store = self.table.get(&store)?.0.clone();
-        Ok(store.keys().await.map_err(|e| storage_error(&self.component, &store.label, e)))
+        Ok(store.keys().await.map_err(|e| storage_error(self.component, &store.label, e)))
     }
 
     async fn drop(&mut self, store: Resource<OpenStore>) -> wasmtime::Result<()> {
