@@ -122,6 +122,9 @@ impl Drop for Engine {
 fn base_config(pool: Option<&EngineSettings>) -> Config {
     let mut config = Config::new();
     config.wasm_component_model(true);
+    // WASI 0.3: async functions, streams and futures, and concurrent calls into one
+    // instance.
+    config.wasm_component_model_async(true);
     config.epoch_interruption(true);
     if let Some(settings) = pool {
         let mut pooling = PoolingAllocationConfig::default();

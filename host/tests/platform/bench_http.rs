@@ -2,7 +2,7 @@
 //! serve`, loaded by the same generator (oha), side by side in one run; with
 //! `ESTORE_DEV_BIN` (which `scripts/bench` sets), also by the dev build of estore, the
 //! one `scripts/start` and the tests run, as a ratio to the release build. Then service
-//! chaining on estore. `scripts/bench` installs wasmtime-cli 48 and oha from
+//! chaining on estore. `scripts/bench` installs wasmtime-cli 50 and oha from
 //! crates.io into `/var/cache/estore/tools` first; without them this says so and
 //! measures nothing.
 

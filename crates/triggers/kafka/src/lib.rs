@@ -278,7 +278,7 @@ impl MessageDispatcher {
         let Some(pre) = &component.messages else {
             return Outcome::Reject(format!("component `{}` has no message handler", component.context.id));
         };
-        let engine = self.registry.engine();
+        let engine = self.registry.engine().wasmtime();
         let mut store = match HostState::new_store(
             engine,
             &component.context,
