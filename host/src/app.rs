@@ -14,7 +14,7 @@ use anyhow::{Context, Result, anyhow};
 use tokio::net::TcpListener;
 
 use estore_bus::Bus;
-use estore_engine::limits::{RequestLimits, Slots};
+use estore_engine::limits::{InstanceReuse, RequestLimits, Slots};
 use estore_engine::{Engine, EngineSettings};
 use estore_instance::Capabilities;
 use estore_instance::registry::{Registry, TriggeredBy};
@@ -106,6 +106,18 @@ pub async fn up(options: UpOptions) -> Result<()> {
             max_request_body_bytes: own
                 .and_then(|l| l.max_request_body_bytes)
                 .unwrap_or_else(|| runtime.max_request_body_bytes()),
+            reuse: {
+                let (requests, concurrent) = runtime.instance_reuse();
+                let count = |n: u64| usize::try_from(n).unwrap_or(usize::MAX);
+                InstanceReuse {
+                    max_requests: count(own.and_then(|l| l.max_instance_reuse_count).unwrap_or(requests)),
+                    max_concurrent: count(own.and_then(|l| l.max_instance_concurrent_reuse_count).unwrap_or(concurrent)),
+                    idle_timeout: own
+                        .and_then(|l| l.idle_instance_timeout_ms)
+                        .map(Duration::from_millis)
+                        .unwrap_or_else(|| runtime.idle_instance_timeout()),
+                }
+            },
         }
     };
     let server_limits = runtime.server_limits();

@@ -21,6 +21,19 @@ pub struct RequestLimits {
     pub timeout: Duration,
     pub max_memory_bytes: usize,
     pub max_request_body_bytes: u64,
+    pub reuse: InstanceReuse,
+}
+
+/// How a WASI 0.3 component's instances are reused; a WASI 0.2 instance serves one
+/// request. Named and defaulted as Spin 4's settings are.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct InstanceReuse {
+    /// Requests one instance serves in all before it is dropped.
+    pub max_requests: usize,
+    /// Requests one instance serves at once.
+    pub max_concurrent: usize,
+    /// How long an instance with nothing to do is kept for the next request.
+    pub idle_timeout: Duration,
 }
 
 /// Why a call into an instance ended in an error rather than a result.
@@ -67,6 +80,14 @@ pub fn set_deadline<T>(store: &mut Store<T>, timeout: Duration) {
             Ok(UpdateDeadline::Yield(1))
         }
     });
+}
+
+/// Makes a reused instance's guest yield to the executor every tick and never
+/// interrupts it: such an instance serves several requests, each with its own
+/// deadline, which the trigger enforces (dropping the instance when one passes).
+pub fn yield_every_tick<T>(store: &mut Store<T>) {
+    store.set_epoch_deadline(1);
+    store.epoch_deadline_callback(|_| Ok(UpdateDeadline::Yield(1)));
 }
 
 /// Caps one instance's linear memory. A refused `memory.grow` makes the guest's
@@ -152,6 +173,14 @@ impl Slots {
 pub struct Busy {
     pub slots: usize,
 }
+
+impl std::fmt::Display for Busy {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "all {} instances of the component are serving", self.slots)
+    }
+}
+
+impl std::error::Error for Busy {}
 
 #[cfg(test)]
 mod tests {

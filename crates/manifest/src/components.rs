@@ -17,7 +17,6 @@ use crate::{BuildConfig, ComponentDecl, ComponentLimits, VariableDecl};
 
 /// Spin keys that estore refuses by name rather than ignore (unless empty).
 const COMPONENT_UNSUPPORTED: &[(&str, &str)] = &[
-    ("sqlite_databases", "SQLite databases"),
     ("ai_models", "Serverless AI models"),
     ("dependencies", "component dependencies"),
     (
@@ -200,6 +199,7 @@ impl Checker<'_> {
         };
         let key_value_stores = labels("key_value_stores", &c.key_value_stores)?;
         let sql_databases = labels("sql_databases", &c.sql_databases)?;
+        let sqlite_databases = labels("sqlite_databases", &c.sqlite_databases)?;
         let sql_migrations = match loc.field(table, "sql_migrations", &c.sql_migrations) {
             Some((at, v)) => {
                 let folder = self.string(&at, v)?;
@@ -236,6 +236,7 @@ impl Checker<'_> {
             allow_operations,
             key_value_stores,
             sql_databases,
+            sqlite_databases,
             sql_migrations,
             variables: component_variables,
             environment,
@@ -289,6 +290,24 @@ impl Checker<'_> {
                 table,
                 "max_request_body_bytes",
                 &l.max_request_body_bytes,
+            )?,
+            max_instance_reuse_count: self.opt_positive(
+                loc,
+                table,
+                "max_instance_reuse_count",
+                &l.max_instance_reuse_count,
+            )?,
+            max_instance_concurrent_reuse_count: self.opt_positive(
+                loc,
+                table,
+                "max_instance_concurrent_reuse_count",
+                &l.max_instance_concurrent_reuse_count,
+            )?,
+            idle_instance_timeout_ms: self.opt_positive(
+                loc,
+                table,
+                "idle_instance_timeout_ms",
+                &l.idle_instance_timeout_ms,
             )?,
         })
     }

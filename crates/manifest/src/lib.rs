@@ -162,6 +162,9 @@ pub struct ComponentDecl {
     pub key_value_stores: Vec<String>,
     /// Database labels granted to the component (`sql_databases`).
     pub sql_databases: Vec<String>,
+    /// Spin's SQLite databases granted to the component (`sqlite_databases`), for
+    /// `spin:sqlite`: each label one SQLite file of the component's own.
+    pub sqlite_databases: Vec<String>,
     /// Folder of ordered `.sql` migration files, resolved against the manifest directory.
     pub sql_migrations: Option<PathBuf>,
     /// Name -> template, e.g. `"{{ greeting }}, {{ target }}"`.
@@ -208,6 +211,13 @@ pub struct ComponentLimits {
     /// The largest request body the component is handed; a larger one is refused
     /// with 413 before an instance starts.
     pub max_request_body_bytes: Option<u64>,
+    /// WASI 0.3 components only (a WASI 0.2 one gets a fresh instance per request):
+    /// how many requests one instance serves in all before it is dropped, how many
+    /// at once, and how long it may sit idle. Spin's `--max-instance-reuse-count`,
+    /// `--max-instance-concurrent-reuse-count` and `--idle-instance-timeout`.
+    pub max_instance_reuse_count: Option<u64>,
+    pub max_instance_concurrent_reuse_count: Option<u64>,
+    pub idle_instance_timeout_ms: Option<u64>,
 }
 
 impl Manifest {

@@ -127,6 +127,7 @@ pub(crate) struct RawComponent {
     pub allow_operations: Option<Node<bool>>,
     pub key_value_stores: Option<Node<Strings>>,
     pub sql_databases: Option<Node<Strings>>,
+    pub sqlite_databases: Option<Node<Strings>>,
     pub sql_migrations: Option<Node<String>>,
     pub build: Option<Node<Table<RawBuild>>>,
     pub limits: Option<Node<Table<RawLimits>>>,
@@ -158,4 +159,7 @@ pub(crate) struct RawLimits {
     pub request_timeout_ms: Option<Node<i64>>,
     pub max_memory_mb: Option<Node<i64>>,
     pub max_request_body_bytes: Option<Node<i64>>,
+    pub max_instance_reuse_count: Option<Node<i64>>,
+    pub max_instance_concurrent_reuse_count: Option<Node<i64>>,
+    pub idle_instance_timeout_ms: Option<Node<i64>>,
 }

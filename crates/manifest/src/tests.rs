@@ -115,6 +115,9 @@ watch = ["src/**/*.rs"]
 request_timeout_ms = 1500
 max_memory_mb = 64
 max_request_body_bytes = 65536
+max_instance_reuse_count = 64
+max_instance_concurrent_reuse_count = 4
+idle_instance_timeout_ms = 250
 [component.hello.tool.clean]
 command = "rm -rf target"
 
@@ -241,6 +244,9 @@ source = "unused.wasm"
                 request_timeout_ms: Some(1500),
                 max_memory_mb: Some(64),
                 max_request_body_bytes: Some(65536),
+                max_instance_reuse_count: Some(64),
+                max_instance_concurrent_reuse_count: Some(4),
+                idle_instance_timeout_ms: Some(250),
             }
         );
         assert_eq!(m.components["backend"].limits, ComponentLimits::default());
@@ -288,7 +294,7 @@ source = "unused.wasm"
         assert_eq!(e.line_col, Some((10, 1)));
         assert_eq!(
             e.to_string(),
-            "/srv/app/spin.toml:10:1: component.hello: unknown key `sourc` (expected one of: source, description, variables, environment, files, allowed_outbound_hosts, allowed_publish_topics, allow_email, allow_operations, key_value_stores, sql_databases, sql_migrations, build, limits, tool); did you mean `source`?"
+            "/srv/app/spin.toml:10:1: component.hello: unknown key `sourc` (expected one of: source, description, variables, environment, files, allowed_outbound_hosts, allowed_publish_topics, allow_email, allow_operations, key_value_stores, sql_databases, sqlite_databases, sql_migrations, build, limits, tool); did you mean `source`?"
         );
         let no_position = ManifestError {
             file: "spin.toml".into(),
@@ -1210,11 +1216,6 @@ source = "unused.wasm"
     #[test]
     fn unsupported_spin_features_say_so() {
         for (extra, key, what) in [
-            (
-                "sqlite_databases = [\"default\"]\n",
-                "sqlite_databases",
-                "SQLite",
-            ),
             ("ai_models = [\"llama2-chat\"]\n", "ai_models", "AI"),
             (
                 "dependencies = { \"a:b/c\" = \"1.0.0\" }\n",
@@ -1241,7 +1242,7 @@ source = "unused.wasm"
         }
         // Empty lists ask for nothing, so they are harmless.
         ok(&with_component(
-            "sqlite_databases = []\nai_models = []\ndependencies_inherit_configuration = false\n",
+            "ai_models = []\ndependencies_inherit_configuration = false\n",
         ));
 
         let remote = with_component("").replace(

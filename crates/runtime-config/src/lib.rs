@@ -30,6 +30,11 @@ pub const DEFAULT_MAX_INSTANCES: u32 = 1000;
 /// The store's requests are JSON of a few kilobytes; 1 MiB leaves room for any form
 /// while a client cannot make the host hold more than that per connection.
 pub const DEFAULT_MAX_REQUEST_BODY_BYTES: u64 = 1 << 20;
+/// A WASI 0.3 instance's reuse, as Spin 4 and `wasmtime serve` default it: 128
+/// requests in all, 16 at once, dropped after 1 s idle.
+pub const DEFAULT_MAX_INSTANCE_REUSE_COUNT: u64 = 128;
+pub const DEFAULT_MAX_INSTANCE_CONCURRENT_REUSE_COUNT: u64 = 16;
+pub const DEFAULT_IDLE_INSTANCE_TIMEOUT: Duration = Duration::from_secs(1);
 /// A component may take a quarter of the pool: a flood on up to three components at
 /// once still leaves instances for every other one (and for message handlers).
 const DEFAULT_INSTANCE_SHARE: u32 = 4;
@@ -263,6 +268,12 @@ pub struct Limits {
     /// Instances one component may have serving requests at once; at most
     /// `max_instances`.
     pub max_instances_per_component: Option<u32>,
+    /// A WASI 0.3 instance's reuse (Spin's `--max-instance-reuse-count`,
+    /// `--max-instance-concurrent-reuse-count`, `--idle-instance-timeout`); a
+    /// component's own limits override them. WASI 0.2 instances serve one request.
+    pub max_instance_reuse_count: Option<u64>,
+    pub max_instance_concurrent_reuse_count: Option<u64>,
+    pub idle_instance_timeout_ms: Option<u64>,
 }
 
 /// `[http]`: how long the HTTP server waits for a client, and how many it serves at once.
@@ -342,6 +353,9 @@ impl RuntimeConfig {
             ("limits.max_request_body_bytes", self.limits.max_request_body_bytes),
             ("limits.max_instances", self.limits.max_instances.map(u64::from)),
             ("limits.max_instances_per_component", self.limits.max_instances_per_component.map(u64::from)),
+            ("limits.max_instance_reuse_count", self.limits.max_instance_reuse_count),
+            ("limits.max_instance_concurrent_reuse_count", self.limits.max_instance_concurrent_reuse_count),
+            ("limits.idle_instance_timeout_ms", self.limits.idle_instance_timeout_ms),
             ("http.header_read_timeout_ms", self.http.header_read_timeout_ms),
             ("http.body_read_timeout_ms", self.http.body_read_timeout_ms),
             ("http.keep_alive_timeout_ms", self.http.keep_alive_timeout_ms),
@@ -406,6 +420,18 @@ impl RuntimeConfig {
 
     pub fn max_memory_mb(&self) -> u64 {
         self.limits.max_memory_mb.unwrap_or(DEFAULT_MAX_MEMORY_MB)
+    }
+
+    /// Requests one WASI 0.3 instance serves in all, and at once.
+    pub fn instance_reuse(&self) -> (u64, u64) {
+        (
+            self.limits.max_instance_reuse_count.unwrap_or(DEFAULT_MAX_INSTANCE_REUSE_COUNT),
+            self.limits.max_instance_concurrent_reuse_count.unwrap_or(DEFAULT_MAX_INSTANCE_CONCURRENT_REUSE_COUNT),
+        )
+    }
+
+    pub fn idle_instance_timeout(&self) -> Duration {
+        self.limits.idle_instance_timeout_ms.map(Duration::from_millis).unwrap_or(DEFAULT_IDLE_INSTANCE_TIMEOUT)
     }
 
     pub fn max_instances(&self) -> u32 {
