@@ -15,7 +15,6 @@ use std::time::Duration;
 use anyhow::{Context, Result, anyhow};
 use estore_bus::Bus;
 use estore_email::{Mailer, MailerView};
-use estore_engine::Engine;
 use estore_engine::limits::{MemoryCap, RequestLimits, Slots, set_deadline};
 use estore_engine::trace::TraceContext;
 use estore_key_value::{KeyValueAccess, KeyValueStores, KeyValueView};
@@ -169,7 +168,7 @@ impl HostState {
     /// A store for one request of `context`'s component, with its memory cap and a
     /// wall-clock deadline; `chaining` serves its requests to other components.
     pub fn new_store(
-        engine: &Engine,
+        engine: &wasmtime::Engine,
         context: &ComponentContext,
         chaining: Arc<dyn Chaining>,
         work: Work,
@@ -192,10 +191,19 @@ impl HostState {
             operations: context.operations.clone(),
             _live: estore_engine::metrics::LiveInstance::new(id),
         };
-        let mut store = Store::new(engine.wasmtime(), state);
+        let mut store = Store::new(engine, state);
         store.limiter(|state| &mut state.memory);
         set_deadline(&mut store, timeout);
         Ok(store)
+    }
+}
+
+impl HostState {
+    /// Points a reused instance at the next request it serves: what it publishes
+    /// and calls from now on continues that request's trace and chain.
+    pub fn continue_work(&mut self, trace: TraceContext, chain_depth: u32) {
+        self.outbound.continue_work(trace.clone(), chain_depth);
+        self.trace = trace;
     }
 }
 
@@ -218,6 +226,9 @@ pub fn linker(engine: &wasmtime::Engine) -> anyhow::Result<Linker<HostState>> {
     let mut linker = Linker::<HostState>::new(engine);
     wasmtime_wasi::p2::add_to_linker_async(&mut linker)?;
     wasmtime_wasi_http::p2::add_only_http_to_linker_async(&mut linker)?;
+    // WASI 0.3 beside 0.2: their interfaces' versions differ, so one linker serves both.
+    wasmtime_wasi::p3::add_to_linker(&mut linker)?;
+    wasmtime_wasi_http::p3::add_to_linker(&mut linker)?;
     estore_variables::add_to_linker(&mut linker, |s| VariablesView { component: &s.component, variables: &s.variables })?;
     estore_key_value::add_to_linker(&mut linker, |s| KeyValueView {
         component: &s.component,
@@ -251,9 +262,11 @@ impl ComponentContext {
         // manifest key that gives it.
         let capabilities = [
             (estore_sql::INTERFACE, self.sql.is_granted(), estore_sql::GRANT),
+            (estore_sql::spin_sqlite::INTERFACE, self.sql.is_spin_sqlite_granted(), estore_sql::spin_sqlite::GRANT),
             (estore_messaging::INTERFACE, !self.publish.allowed_topics.is_empty(), estore_messaging::GRANT),
             (estore_email::INTERFACE, self.email.is_some(), estore_email::GRANT),
             (estore_key_value::INTERFACE, !self.key_value.is_empty(), estore_key_value::GRANT),
+            (estore_key_value::V3_INTERFACE, !self.key_value.is_empty(), estore_key_value::GRANT),
         ];
         component
             .component_type()

@@ -12,14 +12,16 @@
 //! what runs when the swap happens finishes on the old version and everything after
 //! runs on the new one. Nothing else is paused.
 
+use std::any::Any;
 use std::collections::BTreeMap;
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, OnceLock, RwLock};
 
 use anyhow::{Context, Result};
 use wasmtime::component::Linker;
 use wasmtime_wasi_http::p2::bindings::ProxyPre;
+use wasmtime_wasi_http::p3::bindings::ServicePre;
 
 use crate::exports::message_trigger::MessageTriggerPre;
 use estore_engine::Engine;
@@ -29,9 +31,15 @@ use crate::{ComponentContext, HostState};
 pub struct LoadedComponent {
     /// What the manifest grants the component: the same for every version.
     pub context: Arc<ComponentContext>,
-    /// Pre-instantiated for the HTTP trigger (`wasi:http/incoming-handler`), when an
-    /// HTTP trigger names the component.
+    /// Pre-instantiated for the HTTP trigger, when an HTTP trigger names the
+    /// component: a WASI 0.2 one (`wasi:http/incoming-handler@0.2`, a fresh instance
+    /// per request) in `http`, a WASI 0.3 one (`wasi:http/handler@0.3.0`, instances
+    /// reused) in `http_p3`. The component's exports tell which.
     pub http: Option<ProxyPre<HostState>>,
+    pub http_p3: Option<ServicePre<HostState>>,
+    /// What the HTTP trigger keeps for this version (its reused WASI 0.3 instances),
+    /// made on the first request and dropped with the version.
+    pub trigger_state: OnceLock<Box<dyn Any + Send + Sync>>,
     /// Pre-instantiated for the Kafka trigger (`estore:platform/message-handler`),
     /// when a Kafka trigger names the component.
     pub messages: Option<MessageTriggerPre<HostState>>,
@@ -103,19 +111,36 @@ impl Registry {
     ) -> Result<LoadedComponent> {
         let id = context.id.to_string();
         let loaded = self.engine.load(source).with_context(|| format!("component `{id}`"))?;
+        refuse_wasi_release_candidates(&loaded.component, self.engine.wasmtime())
+            .with_context(|| format!("component `{id}`"))?;
         let pre = self
             .linker
             .instantiate_pre(&loaded.component)
             .map_err(anyhow::Error::from)
             .with_context(|| format!("component `{id}` imports something this host does not provide"))?;
-        let http = triggered_by
-            .http
-            .then(|| {
-                ProxyPre::new(pre.clone()).map_err(anyhow::Error::from).with_context(|| {
-                    format!("component `{id}` is routed HTTP requests but does not export wasi:http/incoming-handler@0.2")
-                })
-            })
-            .transpose()?;
+        let wasi_p3 = loaded
+            .component
+            .component_type()
+            .exports(self.engine.wasmtime())
+            .any(|(name, _)| name.starts_with(P3_HANDLER));
+        let (http, http_p3) = match (triggered_by.http, wasi_p3) {
+            (false, _) => (None, None),
+            (true, true) => {
+                let pre = ServicePre::new(pre.clone())
+                    .map_err(anyhow::Error::from)
+                    .with_context(|| format!("component `{id}` exports {P3_HANDLER} of another shape than this host's"))?;
+                (None, Some(pre))
+            }
+            (true, false) => {
+                let pre = ProxyPre::new(pre.clone()).map_err(anyhow::Error::from).with_context(|| {
+                    format!(
+                        "component `{id}` is routed HTTP requests but exports neither \
+                         wasi:http/incoming-handler@0.2 nor {P3_HANDLER}"
+                    )
+                })?;
+                (Some(pre), None)
+            }
+        };
         let messages = triggered_by
             .kafka
             .then(|| {
@@ -132,6 +157,8 @@ impl Registry {
         Ok(LoadedComponent {
             context,
             http,
+            http_p3,
+            trigger_state: OnceLock::new(),
             messages,
             component: loaded.component,
             digest: loaded.digest,
@@ -174,6 +201,30 @@ impl Registry {
     pub fn failure(&self, id: &str) -> Option<&str> {
         self.failed.get(id).map(String::as_str)
     }
+}
+
+/// The export of a WASI 0.3 HTTP component.
+const P3_HANDLER: &str = "wasi:http/handler@0.3.0";
+
+/// A component built against a release candidate of WASI 0.3 (spin-sdk 6.x targets
+/// `0.3.0-rc-2026-03-15`) cannot link here: this host's wasmtime serves WASI 0.3.0
+/// only, and a release candidate's interfaces are not the release's. Say so, and
+/// what to do, rather than name the first import that fails to link.
+fn refuse_wasi_release_candidates(component: &wasmtime::component::Component, engine: &wasmtime::Engine) -> Result<()> {
+    let ty = component.component_type();
+    let names = ty.imports(engine).map(|(name, _)| name).chain(ty.exports(engine).map(|(name, _)| name));
+    for name in names {
+        if let Some((interface, version)) = name.split_once('@')
+            && interface.starts_with("wasi:")
+            && version.starts_with("0.3.0-")
+        {
+            anyhow::bail!(
+                "it uses {name}, a release candidate of WASI 0.3; this host serves WASI 0.3.0 \
+                 (spin-sdk 7.x) and WASI 0.2 (spin-sdk 5.x and earlier): rebuild it with spin-sdk 7"
+            );
+        }
+    }
+    Ok(())
 }
 
 impl Served {

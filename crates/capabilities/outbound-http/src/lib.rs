@@ -124,6 +124,12 @@ impl OutboundHttp {
         OutboundHttp { component, policy, chaining, trace, chain_depth }
     }
 
+    /// The work the next calls are made for, on an instance that serves several.
+    pub fn continue_work(&mut self, trace: TraceContext, chain_depth: u32) {
+        self.trace = trace;
+        self.chain_depth = chain_depth;
+    }
+
     fn deny(&self, uri: &http::Uri) -> Error {
         tracing::warn!(
             component = %self.component,

@@ -15,6 +15,7 @@
 pub mod admission;
 mod connection;
 mod headers;
+mod reuse;
 mod server;
 
 use std::net::SocketAddr;
@@ -30,7 +31,7 @@ use tracing::Instrument;
 use wasmtime_wasi_http::p2::bindings::http::types::Scheme;
 use wasmtime_wasi_http::{WasiBody, WasiHttpView};
 
-use estore_engine::limits::{Stopped, root_cause};
+use estore_engine::limits::{Busy, Stopped, root_cause};
 use estore_engine::trace::{self, TraceContext};
 use estore_instance::registry::{LoadedComponent, Registry};
 use estore_instance::{HostState, Work};
@@ -71,6 +72,9 @@ enum Failure {
     Trap(anyhow::Error),
     NoResponse,
     Instantiate(anyhow::Error),
+    /// Every instance the component may have is busy (WASI 0.3: each instance
+    /// takes its slot when made).
+    Busy(Busy),
 }
 
 impl HttpDispatcher {
@@ -163,19 +167,24 @@ impl HttpDispatcher {
         let limits = &component.context.limits;
         let admitted = async {
             let req = admission::read_body(req, limits.max_request_body_bytes, self.body_read_timeout).await?;
-            let slot = component.context.slots.take(&id).await?;
+            // A WASI 0.3 component's instances take their slots when made.
+            let slot = match component.http_p3 {
+                Some(_) => None,
+                None => Some(component.context.slots.take(&id).await?),
+            };
             Ok::<_, admission::Refusal>((req, slot))
+        };
+        let refuse = |refusal: admission::Refusal| {
+            let response = refusal.response(&id);
+            metrics.count_refusal(&id, refusal.reason());
+            metrics.count_request(&id, response.status().as_u16(), started.elapsed());
+            span.record("http.response.status_code", response.status().as_u16());
+            span.in_scope(|| tracing::debug!("{method} {}: refused ({})", estore_engine::redact::uri(&uri), refusal.reason()));
+            response
         };
         let (req, slot) = match admitted.instrument(span.clone()).await {
             Ok(admitted) => admitted,
-            Err(refusal) => {
-                let response = refusal.response(&id);
-                metrics.count_refusal(&id, refusal.reason());
-                metrics.count_request(&id, response.status().as_u16(), started.elapsed());
-                span.record("http.response.status_code", response.status().as_u16());
-                span.in_scope(|| tracing::debug!("{method} {}: refused ({})", estore_engine::redact::uri(&uri), refusal.reason()));
-                return response;
-            }
+            Err(refusal) => return refuse(refusal),
         };
         let timeout = route.index.and_then(|i| self.route_timeouts.get(i).copied().flatten()).unwrap_or(limits.timeout);
         match self.run(component, req, Work { trace, chain_depth, timeout }, slot).instrument(span.clone()).await {
@@ -184,6 +193,7 @@ impl HttpDispatcher {
                 span.record("http.response.status_code", response.status().as_u16());
                 response
             }
+            Err(Failure::Busy(busy)) => refuse(busy.into()),
             Err(failure) => {
                 let (status, detail) = match &failure {
                     Failure::Timeout => (
@@ -197,6 +207,7 @@ impl HttpDispatcher {
                     Failure::Trap(e) => (StatusCode::INTERNAL_SERVER_ERROR, format!("component `{id}` failed: {}", root_cause(e))),
                     Failure::NoResponse => (StatusCode::INTERNAL_SERVER_ERROR, format!("component `{id}` returned no response")),
                     Failure::Instantiate(_) => (StatusCode::SERVICE_UNAVAILABLE, format!("component `{id}` could not be started")),
+                    Failure::Busy(_) => unreachable!("answered as a refusal above"),
                 };
                 let cause = match &failure {
                     Failure::Trap(e) | Failure::Instantiate(e) => format!(": {e:?}"),
@@ -212,21 +223,28 @@ impl HttpDispatcher {
         }
     }
 
-    /// Runs the component on a fresh instance, which holds `slot` until it ends. The
-    /// guest runs in its own task because it may keep streaming the body after it has
-    /// handed over the response head.
+    /// Runs the component: a WASI 0.3 one on one of its reused instances, a WASI 0.2
+    /// one on a fresh instance, which holds `slot` until it ends. The guest runs in
+    /// its own task because it may keep streaming the body after it has handed over
+    /// the response head.
     async fn run(
         self: &Arc<Self>,
         component: &Arc<LoadedComponent>,
         req: Request<http_body_util::Collected<Bytes>>,
         work: Work,
-        slot: OwnedSemaphorePermit,
+        slot: Option<OwnedSemaphorePermit>,
     ) -> Result<Response<WasiBody>, Failure> {
+        let chaining: Arc<dyn Chaining> = self.clone();
+        if let Some(instances) = reuse::VersionInstances::of(component, self.registry.engine(), Arc::downgrade(&chaining)) {
+            component.served.count_request();
+            let req = req.map(|body| Full::new(body.to_bytes()).map_err(|never| match never {}).boxed_unsync());
+            return instances.handle(req, work).await;
+        }
         let Some(http) = component.http.clone() else {
             return Err(Failure::Instantiate(anyhow::anyhow!("component `{}` has no HTTP trigger", component.context.id)));
         };
         component.served.count_request();
-        let engine = self.registry.engine();
+        let engine = self.registry.engine().wasmtime();
         let timeout = work.timeout;
         let mut store =
             HostState::new_store(engine, &component.context, self.clone() as Arc<dyn Chaining>, work).map_err(Failure::Instantiate)?;
@@ -272,6 +290,19 @@ impl Failure {
             Failure::MemoryExceeded { .. } => "memory",
             Failure::Trap(_) | Failure::NoResponse => "trap",
             Failure::Instantiate(_) => "instantiate",
+            Failure::Busy(_) => "busy",
+        }
+    }
+
+    /// The same failure, for another request that the same instance was serving.
+    fn for_another(&self) -> Failure {
+        match self {
+            Failure::Timeout => Failure::Timeout,
+            Failure::MemoryExceeded { max_bytes } => Failure::MemoryExceeded { max_bytes: *max_bytes },
+            Failure::Trap(e) => Failure::Trap(anyhow::anyhow!("{}", root_cause(e))),
+            Failure::NoResponse => Failure::NoResponse,
+            Failure::Instantiate(e) => Failure::Instantiate(anyhow::anyhow!("{e:#}")),
+            Failure::Busy(busy) => Failure::Busy(*busy),
         }
     }
 }
