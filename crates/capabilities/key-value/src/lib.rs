@@ -1,4 +1,6 @@
-//! Key-value stores (`fermyon:spin/key-value@2.0.0`), embedded in SQLite.
+//! Key-value stores, embedded in SQLite: `fermyon:spin/key-value@2.0.0` for WASI 0.2
+//! guests and `spin:key-value/key-value@3.0.0` (async functions) for WASI 0.3 ones,
+//! over the same stores, grants, quotas and errors.
 //!
 //! Each store label the application uses is one SQLite file: `default` lives in the
 //! state dir, others where `[key_value_store.<label>]` of the runtime config puts
@@ -33,15 +35,23 @@ use estore_runtime_config::{KeyValueStoreConfig, RuntimeConfig};
 use wasmtime::component::{HasData, Linker, ResourceTable};
 
 pub use bindings::fermyon::spin::key_value;
+use bindings::spin::key_value::key_value as v3;
 use key_value::{Error, Host, HostStore};
+use wasmtime::component::{Accessor, FutureReader, StreamReader};
 
-/// The interface's bindings, generated here so this crate alone implements them.
+/// The interfaces' bindings, generated here so this crate alone implements them.
 mod bindings {
     wasmtime::component::bindgen!({
         path: "../../../wit",
-        inline: "package estore:key-value-host; world host { import fermyon:spin/key-value@2.0.0; }",
+        inline: "package estore:key-value-host; world host {
+            import fermyon:spin/key-value@2.0.0;
+            import spin:key-value/key-value@3.0.0;
+        }",
         imports: { default: async | trappable },
-        with: { "fermyon:spin/key-value.store": crate::OpenStore },
+        with: {
+            "fermyon:spin/key-value.store": crate::OpenStore,
+            "spin:key-value/key-value.store": crate::OpenStore,
+        },
     });
 }
 
@@ -81,6 +91,7 @@ impl From<sqlx::Error> for WriteError {
 
 /// The interface this capability serves, and the manifest key that grants it.
 pub const INTERFACE: &str = "fermyon:spin/key-value";
+pub const V3_INTERFACE: &str = "spin:key-value/key-value";
 pub const GRANT: &str = "key_value_stores";
 
 /// The resource behind a guest's `store` handle.
@@ -112,10 +123,11 @@ impl HasData for HasKeyValue {
     type Data<'a> = KeyValueView<'a>;
 }
 
-/// Adds `fermyon:spin/key-value` to `linker`, served by the view `view` gives of the
-/// embedder's state.
+/// Adds both versions of Spin's key-value interface to `linker`, served by the view
+/// `view` gives of the embedder's state.
 pub fn add_to_linker<T: Send + 'static>(linker: &mut Linker<T>, view: fn(&mut T) -> KeyValueView<'_>) -> wasmtime::Result<()> {
-    key_value::add_to_linker::<T, HasKeyValue>(linker, view)
+    key_value::add_to_linker::<T, HasKeyValue>(linker, view)?;
+    v3::add_to_linker::<T, HasKeyValue>(linker, view)
 }
 
 /// Every store any component of the application uses, opened once at start.
@@ -302,13 +314,20 @@ fn write_error(component: &str, label: &str, e: WriteError) -> Error {
 
 impl Host for KeyValueView<'_> {}
 
-impl HostStore for KeyValueView<'_> {
-    async fn open(&mut self, label: String) -> wasmtime::Result<Result<Resource<OpenStore>, Error>> {
-        let Some(store) = self.access.granted.get(&label) else {
+impl KeyValueView<'_> {
+    /// A handle on store `label`, if the component was granted it.
+    fn open(&mut self, label: &str) -> wasmtime::Result<Result<Resource<OpenStore>, Error>> {
+        let Some(store) = self.access.granted.get(label) else {
             tracing::warn!(component = %self.component, "denied key-value store `{label}`: not in key_value_stores");
             return Ok(Err(Error::AccessDenied));
         };
         Ok(Ok(self.table.push(OpenStore(store.clone()))?))
+    }
+}
+
+impl HostStore for KeyValueView<'_> {
+    async fn open(&mut self, label: String) -> wasmtime::Result<Result<Resource<OpenStore>, Error>> {
+        KeyValueView::open(self, &label)
     }
 
     async fn get(&mut self, store: Resource<OpenStore>, key: String) -> wasmtime::Result<Result<Option<Vec<u8>>, Error>> {
@@ -339,6 +358,92 @@ impl HostStore for KeyValueView<'_> {
     async fn drop(&mut self, store: Resource<OpenStore>) -> wasmtime::Result<()> {
         self.table.delete(store)?;
         Ok(())
+    }
+}
+
+impl v3::Host for KeyValueView<'_> {}
+
+impl v3::HostStore for KeyValueView<'_> {
+    async fn drop(&mut self, store: Resource<OpenStore>) -> wasmtime::Result<()> {
+        self.table.delete(store)?;
+        Ok(())
+    }
+}
+
+/// The same error, in the WASI 0.3 interface's type.
+fn v3_error(e: Error) -> v3::Error {
+    match e {
+        Error::StoreTableFull => v3::Error::StoreTableFull,
+        Error::NoSuchStore => v3::Error::NoSuchStore,
+        Error::AccessDenied => v3::Error::AccessDenied,
+        Error::Other(why) => v3::Error::Other(why),
+    }
+}
+
+/// The store behind `handle`, and the component that holds it (for the log).
+fn opened<U>(
+    accessor: &Accessor<U, HasKeyValue>,
+    handle: &Resource<OpenStore>,
+) -> wasmtime::Result<(String, KeyValueStore)> {
+    accessor.with(|mut access| {
+        let view = access.get();
+        Ok((view.component.to_owned(), view.table.get(handle)?.0.clone()))
+    })
+}
+
+impl<U> v3::HostStoreWithStore<U> for HasKeyValue {
+    async fn open(
+        accessor: &Accessor<U, Self>, label: String) -> wasmtime::Result<Result<Resource<OpenStore>, v3::Error>> {
+        Ok(accessor.with(|mut access| access.get().open(&label))?.map_err(v3_error))
+    }
+
+    async fn get(
+        accessor: &Accessor<U, Self>,
+        handle: Resource<OpenStore>,
+        key: String,
+    ) -> wasmtime::Result<Result<Option<Vec<u8>>, v3::Error>> {
+        let (component, store) = opened(accessor, &handle)?;
+        Ok(store.get(&key).await.map_err(|e| v3_error(storage_error(&component, &store.label, e))))
+    }
+
+    async fn set(
+        accessor: &Accessor<U, Self>,
+        handle: Resource<OpenStore>,
+        key: String,
+        value: Vec<u8>,
+    ) -> wasmtime::Result<Result<(), v3::Error>> {
+        let (component, store) = opened(accessor, &handle)?;
+        Ok(store.set(&key, &value).await.map_err(|e| v3_error(write_error(&component, &store.label, e))))
+    }
+
+    async fn delete(
+        accessor: &Accessor<U, Self>, handle: Resource<OpenStore>, key: String) -> wasmtime::Result<Result<(), v3::Error>> {
+        let (component, store) = opened(accessor, &handle)?;
+        Ok(store.delete(&key).await.map_err(|e| v3_error(storage_error(&component, &store.label, e))))
+    }
+
+    async fn exists(
+        accessor: &Accessor<U, Self>, handle: Resource<OpenStore>, key: String) -> wasmtime::Result<Result<bool, v3::Error>> {
+        let (component, store) = opened(accessor, &handle)?;
+        Ok(store.get(&key).await.map(|v| v.is_some()).map_err(|e| v3_error(storage_error(&component, &store.label, e))))
+    }
+
+    /// The keys, read whole and then streamed: a store's keys fit in memory (its
+    /// quota bounds them), and the read is one statement.
+    async fn get_keys(
+        accessor: &Accessor<U, Self>,
+        handle: Resource<OpenStore>,
+    ) -> wasmtime::Result<(StreamReader<String>, FutureReader<Result<(), v3::Error>>)> {
+        let (component, store) = opened(accessor, &handle)?;
+        let (keys, outcome) = match store.keys().await {
+            Ok(keys) => (keys, Ok(())),
+            Err(e) => (Vec::new(), Err(v3_error(storage_error(&component, &store.label, e)))),
+        };
+        accessor.with(|mut access| {
+            let keys = StreamReader::new(&mut access, keys)?;
+            let outcome = FutureReader::new(&mut access, async move { Ok::<_, wasmtime::Error>(outcome) })?;
+            Ok((keys, outcome))
+        })
     }
 }
 

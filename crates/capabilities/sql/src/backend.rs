@@ -220,6 +220,20 @@ impl Backend {
         .await
     }
 
+    /// One statement of Spin's SQLite interface, on one connection: its rows, and
+    /// what it leaves on the connection (`last_insert_rowid()`, `changes()`).
+    pub async fn spin_statement(&self, sql: &str, params: Vec<Value>, limits: SqlLimits) -> Result<(RowSet, i64, u64), Error> {
+        let Backend::Sqlite(pool) = self else { return Err(mismatch()) };
+        timed(limits.statement_timeout, async {
+            let mut connection = pool.acquire().await.map_err(from_sqlx)?;
+            let rows = sqlite_query(&mut connection, Caller::Component, sql, params, limits).await?;
+            let (rowid, changes): (i64, i64) =
+                sqlx::query_as("SELECT last_insert_rowid(), changes()").fetch_one(&mut *connection).await.map_err(from_sqlx)?;
+            Ok((rows, rowid, changes.unsigned_abs()))
+        })
+        .await
+    }
+
     pub async fn begin(&self, caller: Caller, limits: SqlLimits) -> Result<Transaction, Error> {
         timed(limits.statement_timeout, self.begin_unbounded(caller)).await
     }

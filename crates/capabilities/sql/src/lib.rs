@@ -20,12 +20,19 @@
 pub(crate) mod bindings {
     wasmtime::component::bindgen!({
         path: "../../../wit",
-        inline: "package estore:sql-host; world host { import estore:platform/sql@0.1.0; }",
+        inline: "package estore:sql-host; world host {
+            import estore:platform/sql@0.1.0;
+            import spin:sqlite/sqlite@3.1.0;
+        }",
         imports: { default: async | trappable },
-        with: { "estore:platform/sql.connection": crate::Connection },
+        with: {
+            "estore:platform/sql.connection": crate::Connection,
+            "spin:sqlite/sqlite.connection": crate::spin_sqlite::SpinConnection,
+        },
     });
 
     pub use self::estore::platform::sql;
+    pub use self::spin::sqlite::sqlite as spin_sqlite;
 }
 
 mod authorizer;
@@ -35,6 +42,7 @@ mod migrations;
 mod outbox;
 mod postgres;
 mod signing;
+pub mod spin_sqlite;
 mod statements;
 mod tables;
 
@@ -104,6 +112,8 @@ pub struct Database {
 #[derive(Clone, Default)]
 pub struct SqlAccess {
     granted: Arc<BTreeMap<String, Arc<Database>>>,
+    /// Its `sqlite_databases`, for Spin's SQLite interface.
+    spin_sqlite: Arc<BTreeMap<String, Arc<spin_sqlite::SpinDatabase>>>,
 }
 
 /// The resource behind a guest's `connection` handle.
@@ -144,10 +154,11 @@ impl HasData for HasSql {
     type Data<'a> = SqlView<'a>;
 }
 
-/// Adds `estore:platform/sql` to `linker`, served by the view `view` gives of the
-/// embedder's state.
+/// Adds `estore:platform/sql` and Spin's `spin:sqlite/sqlite` to `linker`, served by
+/// the view `view` gives of the embedder's state.
 pub fn add_to_linker<T: Send + 'static>(linker: &mut Linker<T>, view: fn(&mut T) -> SqlView<'_>) -> wasmtime::Result<()> {
-    sql::add_to_linker::<T, HasSql>(linker, view)
+    sql::add_to_linker::<T, HasSql>(linker, view)?;
+    bindings::spin_sqlite::add_to_linker::<T, HasSql>(linker, view)
 }
 
 /// The message a handler instance was called for: recorded as handled in the
@@ -230,9 +241,11 @@ pub async fn open_all(
             }
             granted.insert(label.clone(), Arc::new(database));
         }
+        let spin_sqlite =
+            spin_sqlite::open(state_dir, &component.id, &component.sqlite_databases, max_connections, limits).await?;
         let grant = match failure {
             Some(why) => Err(why),
-            None => Ok(SqlAccess { granted: Arc::new(granted) }),
+            None => Ok(SqlAccess { granted: Arc::new(granted), spin_sqlite: Arc::new(spin_sqlite) }),
         };
         access.insert(component.id.clone(), grant);
     }
@@ -314,6 +327,11 @@ impl SqlAccess {
     /// Whether the component was granted any database.
     pub fn is_granted(&self) -> bool {
         !self.granted.is_empty()
+    }
+
+    /// Whether the component was granted any of Spin's SQLite databases.
+    pub fn is_spin_sqlite_granted(&self) -> bool {
+        !self.spin_sqlite.is_empty()
     }
 
     /// Applies what `folder` holds and database `label` has not applied yet: the

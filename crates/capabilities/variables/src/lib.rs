@@ -1,4 +1,6 @@
-//! Application variables (`fermyon:spin/variables@2.0.0`).
+//! Application variables: `fermyon:spin/variables@2.0.0` (WASI 0.2 guests) and
+//! `spin:variables/variables@3.0.0` (WASI 0.3 guests, an async function), both
+//! served from the same resolved values with the same errors.
 //!
 //! Values are resolved once at start, so a required variable without a value stops the
 //! host before it serves anything, naming the variable; and a request never waits on
@@ -19,13 +21,18 @@ use estore_manifest::{ComponentDecl, Manifest, render_template};
 use wasmtime::component::{HasData, Linker};
 
 pub use bindings::fermyon::spin::variables;
+use bindings::spin::variables::variables as v3;
 use variables::{Error, Host};
+use wasmtime::component::Accessor;
 
-/// The interface's bindings, generated here so this crate alone implements them.
+/// The interfaces' bindings, generated here so this crate alone implements them.
 mod bindings {
     wasmtime::component::bindgen!({
         path: "../../../wit",
-        inline: "package estore:variables-host; world host { import fermyon:spin/variables@2.0.0; }",
+        inline: "package estore:variables-host; world host {
+            import fermyon:spin/variables@2.0.0;
+            import spin:variables/variables@3.0.0;
+        }",
         imports: { default: async | trappable },
     });
 }
@@ -161,10 +168,11 @@ impl HasData for HasVariables {
     type Data<'a> = VariablesView<'a>;
 }
 
-/// Adds `fermyon:spin/variables` to `linker`, served by the view `view` gives of the
-/// embedder's state.
+/// Adds both versions of Spin's variables interface to `linker`, served by the view
+/// `view` gives of the embedder's state.
 pub fn add_to_linker<T: Send + 'static>(linker: &mut Linker<T>, view: fn(&mut T) -> VariablesView<'_>) -> wasmtime::Result<()> {
-    variables::add_to_linker::<T, HasVariables>(linker, view)
+    variables::add_to_linker::<T, HasVariables>(linker, view)?;
+    v3::add_to_linker::<T, HasVariables>(linker, view)
 }
 
 fn is_valid_name(name: &str) -> bool {
@@ -173,15 +181,36 @@ fn is_valid_name(name: &str) -> bool {
         && chars.all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
 }
 
+impl VariablesView<'_> {
+    /// The value of `name`, or the error both interfaces give for it.
+    fn lookup(&self, name: &str) -> Result<String, Error> {
+        if !is_valid_name(name) {
+            return Err(Error::InvalidName(format!(
+                "`{name}` is not a variable name: lowercase letters, digits and underscores, starting with a letter"
+            )));
+        }
+        self.variables.values.get(name).cloned().ok_or_else(|| {
+            Error::Undefined(format!("component `{}` declares no variable `{name}`", self.component))
+        })
+    }
+}
+
 impl Host for VariablesView<'_> {
     async fn get(&mut self, name: String) -> wasmtime::Result<Result<String, Error>> {
-        if !is_valid_name(&name) {
-            return Ok(Err(Error::InvalidName(format!(
-                "`{name}` is not a variable name: lowercase letters, digits and underscores, starting with a letter"
-            ))));
-        }
-        Ok(self.variables.values.get(&name).cloned().ok_or_else(|| {
-            Error::Undefined(format!("component `{}` declares no variable `{name}`", self.component))
+        Ok(self.lookup(&name))
+    }
+}
+
+impl v3::Host for VariablesView<'_> {}
+
+impl<U> v3::HostWithStore<U> for HasVariables {
+    async fn get(accessor: &Accessor<U, Self>, name: String) -> wasmtime::Result<Result<String, v3::Error>> {
+        let value = accessor.with(|mut access| access.get().lookup(&name));
+        Ok(value.map_err(|e| match e {
+            Error::InvalidName(why) => v3::Error::InvalidName(why),
+            Error::Undefined(why) => v3::Error::Undefined(why),
+            Error::Provider(why) => v3::Error::Provider(why),
+            Error::Other(why) => v3::Error::Other(why),
         }))
     }
 }
