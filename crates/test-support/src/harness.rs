@@ -62,25 +62,55 @@ pub fn one_component(id: &str, route: &str, source: &str) -> String {
     )
 }
 
-/// An application folder with a manifest; `{wasm}` and `{wasm_p1}` in the text stand
-/// for the folders of the built fixtures.
+/// An application: its manifest, and a folder of the test's for its state (and, for
+/// an application the test writes, the manifest too).
 pub struct App {
     pub dir: tempfile::TempDir,
+    manifest: PathBuf,
 }
 
 impl App {
+    /// An application the test writes; `{wasm}` and `{wasm_p1}` in the text stand for
+    /// the folders of the built fixtures.
     pub fn new(manifest: &str) -> App {
         build_fixtures();
         let dir = tempfile::tempdir().expect("temp dir");
         let text = manifest
             .replace("{wasm}", &wasm_dir().display().to_string())
             .replace("{wasm_p1}", &wasm_p1_dir().display().to_string());
-        std::fs::write(dir.path().join("spin.toml"), text).expect("write manifest");
-        App { dir }
+        let manifest = dir.path().join("spin.toml");
+        std::fs::write(&manifest, text).expect("write manifest");
+        App { dir, manifest }
+    }
+
+    /// The Spin application `host/tests/fixtures/<name>` as its author left it: built
+    /// by its own build commands (`estore build`, once per test run) and served from
+    /// its own manifest, unmodified.
+    pub fn spin(name: &str) -> App {
+        let manifest = workspace().join("host/tests/fixtures").join(name).join("spin.toml");
+        static BUILT: Mutex<Vec<String>> = Mutex::new(Vec::new());
+        let mut built = BUILT.lock().unwrap_or_else(|e| e.into_inner());
+        if !built.iter().any(|b| b == name) {
+            // Its own target folder, as its author's `cargo build` would use.
+            let output = Command::new(&*ESTORE)
+                .args(["build", "-f"])
+                .arg(&manifest)
+                .env_remove("CARGO_TARGET_DIR")
+                .output()
+                .expect("run estore build");
+            assert!(
+                output.status.success(),
+                "estore build of {name} failed:\n{}\n{}",
+                String::from_utf8_lossy(&output.stdout),
+                String::from_utf8_lossy(&output.stderr)
+            );
+            built.push(name.to_owned());
+        }
+        App { dir: tempfile::tempdir().expect("temp dir"), manifest }
     }
 
     pub fn manifest(&self) -> PathBuf {
-        self.dir.path().join("spin.toml")
+        self.manifest.clone()
     }
 
     pub fn state_dir(&self) -> PathBuf {

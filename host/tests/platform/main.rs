@@ -22,3 +22,4 @@ mod routing;
 mod secrets;
 mod shutdown;
 mod sql;
+mod wasi_p3;

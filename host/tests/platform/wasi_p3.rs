@@ -1,0 +1,305 @@
+//! WASI 0.3: a Spin 4 application (spin-sdk 7, `host/tests/fixtures/spin4`) served
+//! unmodified from its own manifest, its instances reused and serving several
+//! requests at once; and a spin-sdk 6 one (a release candidate of WASI 0.3) refused
+//! with the reason.
+
+use std::collections::BTreeSet;
+use std::time::{Duration, Instant};
+
+use serde_json::Value as Json;
+
+use crate::harness::{App, ESTORE, Host, admin_get, metric};
+
+/// The spin4 application, its `hello` alone, with `limits` for it: the built
+/// component from a manifest of the test's.
+fn hello_with(limits: &str) -> App {
+    let spin4 = App::spin("spin4");
+    let source = spin4.manifest().with_file_name("target/wasm32-wasip2/release/hello.wasm");
+    App::new(&format!(
+        "spin_manifest_version = 2\n[application]\nname = \"reuse\"\n\
+         [[trigger.http]]\nroute = \"/hello/...\"\ncomponent = \"hello\"\n\
+         [component.hello]\nsource = \"{}\"\n[component.hello.limits]\n{limits}\n",
+        source.display()
+    ))
+}
+
+/// What `hello` answered: its status, body and the instance that served it.
+struct Hello {
+    status: u16,
+    body: String,
+    instance: Option<String>,
+    nth: Option<u64>,
+}
+
+async fn hello(client: &reqwest::Client, host: &Host, query: &str) -> Hello {
+    let response = client.get(host.url(&format!("/hello/x{query}"))).send().await.expect("GET /hello");
+    let header = |name: &str| response.headers().get(name).and_then(|v| v.to_str().ok()).map(str::to_owned);
+    let instance = header("x-instance-id");
+    let nth = header("x-instance-requests").and_then(|n| n.parse().ok());
+    let status = response.status().as_u16();
+    Hello { status, body: response.text().await.unwrap_or_default(), instance, nth }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_spin4_application_runs_unmodified() {
+    let app = App::spin("spin4");
+    let host = app.start();
+    let client = reqwest::Client::new();
+
+    let hi = hello(&client, &host, "").await;
+    assert_eq!((hi.status, hi.body.as_str()), (200, "Hello, Spin 4!"));
+
+    // spin:key-value@3.0.0, on the store the manifest grants; another is refused
+    // with Spin's variant.
+    let kv = |path: &str| host.url(&format!("/kv{path}"));
+    let put = client.put(kv("/greeting")).body("bonjour").send().await.expect("PUT");
+    assert_eq!(put.status(), 200);
+    let got = client.get(kv("/greeting")).send().await.expect("GET");
+    assert_eq!((got.status().as_u16(), got.text().await.unwrap_or_default()), (200, "bonjour".into()));
+    let keys: Json = client.get(kv("")).send().await.expect("GET keys").json().await.expect("keys");
+    assert_eq!(keys, serde_json::json!(["greeting"]));
+    let denied = client.get(kv("/greeting?store=other")).send().await.expect("GET other store");
+    assert_eq!(denied.status(), 403);
+    assert!(denied.text().await.unwrap_or_default().ends_with("AccessDenied"));
+
+    // spin:variables@3.0.0.
+    let greeting = client.get(host.url("/variables/greeting")).send().await.expect("GET variable");
+    assert_eq!((greeting.status().as_u16(), greeting.text().await.unwrap_or_default()), (200, "Hello from a Spin 4 variable".into()));
+    let missing = client.get(host.url("/variables/missing")).send().await.expect("GET missing variable");
+    assert_eq!(missing.status(), 404);
+    assert!(missing.text().await.unwrap_or_default().contains("Undefined("));
+
+    // spin:sqlite@3.1.0 on the component's own SQLite file, its rows streamed.
+    let created: Json = client.post(host.url("/sqlite")).body("first note").send().await.expect("POST").json().await.expect("row");
+    assert_eq!(created, serde_json::json!({"id": 1, "body": "first note"}));
+    client.post(host.url("/sqlite")).body("second note").send().await.expect("POST");
+    let rows: Json = client.get(host.url("/sqlite")).send().await.expect("GET rows").json().await.expect("rows");
+    assert_eq!(rows, serde_json::json!([{"id": 1, "body": "first note"}, {"id": 2, "body": "second note"}]));
+    let denied = client.get(host.url("/sqlite?db=other")).send().await.expect("GET other database");
+    assert_eq!(denied.status(), 403);
+    assert!(denied.text().await.unwrap_or_default().ends_with("AccessDenied"));
+    assert!(app.state_dir().join("sql/sqlite/default.db").exists(), "the component's own SQLite file");
+
+    // An axum router.
+    let user: Json = client.get(host.url("/router/users/7")).send().await.expect("GET user").json().await.expect("user");
+    assert_eq!(user, serde_json::json!({"id": 7, "name": "user-7"}));
+    let unknown = client.get(host.url("/router/nowhere")).send().await.expect("GET unknown");
+    assert_eq!(unknown.status(), 404);
+
+    // Server-sent events written by a spawned task after the handler returned: the
+    // first event arrives while the rest are still to come.
+    let started = Instant::now();
+    let mut events = client.get(host.url("/sse?count=4&interval_ms=400")).send().await.expect("GET /sse");
+    assert_eq!(events.headers()["content-type"], "text/event-stream");
+    let first = events.chunk().await.expect("first event").expect("a chunk");
+    let first_at = started.elapsed();
+    let mut text = String::from_utf8_lossy(&first).into_owned();
+    while let Some(chunk) = events.chunk().await.expect("event") {
+        text.push_str(&String::from_utf8_lossy(&chunk));
+    }
+    let all_at = started.elapsed();
+    assert_eq!(text, "data: tick 1\n\ndata: tick 2\n\ndata: tick 3\n\ndata: tick 4\n\n");
+    assert!(all_at >= Duration::from_millis(1200), "the events are spaced: {all_at:?}");
+    assert!(first_at + Duration::from_millis(800) <= all_at, "the first event came as it was written: {first_at:?} of {all_at:?}");
+
+    // Concurrent outbound calls, through the host's outbound HTTP: two calls of a
+    // second each take about one second together, not two.
+    let slow = host.url("/hello/slow?sleep_ms=1000");
+    let urls = format!("{slow},{slow}");
+    let answer: Json = client
+        .get(host.url("/outbound"))
+        .query(&[("urls", urls.as_str())])
+        .send()
+        .await
+        .expect("GET /outbound")
+        .json()
+        .await
+        .expect("outbound JSON");
+    let results = answer["results"].as_array().expect("results");
+    assert!(results.iter().all(|r| r["status"] == 200), "{answer}");
+    let elapsed = answer["elapsed_ms"].as_u64().expect("elapsed_ms");
+    assert!((1000..1900).contains(&elapsed), "the calls ran at once: {answer}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_instance_serves_many_requests_and_several_at_once() {
+    let app = hello_with("max_instance_reuse_count = 3");
+    let host = app.start();
+    let client = reqwest::Client::new();
+
+    // One after the other: the same instance, three times, then a new one.
+    let mut served = Vec::new();
+    for _ in 0..4 {
+        let answer = hello(&client, &host, "").await;
+        assert_eq!(answer.status, 200, "{}", answer.body);
+        served.push((answer.instance.expect("instance id"), answer.nth.expect("nth")));
+    }
+    assert_eq!(served[0].0, served[1].0);
+    assert_eq!(served[1].0, served[2].0);
+    assert_ne!(served[2].0, served[3].0, "dropped after max_instance_reuse_count");
+    assert_eq!(served.iter().map(|(_, n)| *n).collect::<Vec<_>>(), [1, 2, 3, 1]);
+
+    // At once: requests waiting on a timer share instances.
+    let app = hello_with("max_instance_reuse_count = 1000");
+    let host = app.start();
+    let requests = (0..8).map(|_| {
+        let client = client.clone();
+        let url = host.url("/hello/x?sleep_ms=1500");
+        tokio::spawn(async move { client.get(url).send().await.expect("GET").headers()["x-instance-id"].to_str().map(str::to_owned) })
+    });
+    // All sent before any is awaited.
+    let requests: Vec<_> = requests.collect();
+    let mut instances = BTreeSet::new();
+    for request in requests {
+        instances.insert(request.await.expect("request task").expect("instance id"));
+    }
+    assert!(instances.len() < 8, "eight requests at once took {} instances", instances.len());
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn one_at_a_time_when_the_manifest_says_so() {
+    let app = hello_with("max_instance_concurrent_reuse_count = 1");
+    let host = app.start();
+    let client = reqwest::Client::new();
+    let requests = (0..4).map(|_| {
+        let client = client.clone();
+        let url = host.url("/hello/x?sleep_ms=1000");
+        tokio::spawn(async move { client.get(url).send().await.expect("GET").headers()["x-instance-id"].to_str().map(str::to_owned) })
+    });
+    // All sent before any is awaited.
+    let requests: Vec<_> = requests.collect();
+    let mut instances = BTreeSet::new();
+    for request in requests {
+        instances.insert(request.await.expect("request task").expect("instance id"));
+    }
+    assert_eq!(instances.len(), 4, "each of four requests at once on an instance of its own");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_trap_or_a_deadline_drops_only_its_instance() {
+    let app = hello_with("request_timeout_ms = 1000");
+    let host = app.start();
+    let client = reqwest::Client::new();
+    let before = hello(&client, &host, "").await;
+    assert_eq!(before.status, 200);
+
+    let trap = client.get(host.url("/hello/x?trap=1")).send().await.expect("GET trap");
+    assert_eq!(trap.status(), 500);
+    assert_eq!(trap.headers()["content-type"], "application/problem+json");
+    let problem: Json = trap.json().await.expect("problem");
+    assert!(problem["detail"].as_str().is_some_and(|d| d.contains("component `hello` failed")), "{problem}");
+
+    let late = client.get(host.url("/hello/x?sleep_ms=5000")).send().await.expect("GET slow");
+    assert_eq!(late.status(), 504);
+    let problem: Json = late.json().await.expect("problem");
+    assert!(problem["detail"].as_str().is_some_and(|d| d.contains("did not answer within 1000 ms")), "{problem}");
+
+    // The next request is served, by an instance that has seen neither.
+    let after = hello(&client, &host, "").await;
+    assert_eq!(after.status, 200, "{}", after.body);
+    assert_ne!(after.instance, before.instance, "the instance that trapped is gone");
+    host.wait_for_log(&["hello", "hello: trap requested"]);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_deploy_lets_in_flight_requests_finish_on_the_old_version() {
+    let app = hello_with("max_instance_reuse_count = 1000");
+    let host = app.start();
+    let client = reqwest::Client::new();
+    let in_flight = {
+        let client = client.clone();
+        let url = host.url("/hello/x?sleep_ms=2000");
+        tokio::spawn(async move {
+            let response = client.get(url).send().await.expect("GET in flight");
+            (response.status().as_u16(), response.text().await.unwrap_or_default())
+        })
+    };
+    // The request is in flight once an instance lives to serve it.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let (_, metrics) = admin_get(&app.state_dir(), "/metrics").await;
+        if metric(&metrics, "estore_instances_running", &[("component", "hello")]).is_some_and(|n| n >= 1.0) {
+            break;
+        }
+        assert!(Instant::now() < deadline, "no instance started for the request in flight:\n{metrics}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let router = App::spin("spin4").manifest().with_file_name("target/wasm32-wasip2/release/router.wasm");
+    let output = std::process::Command::new(&*ESTORE)
+        .args(["deploy", "hello"])
+        .arg(&router)
+        .arg("-f")
+        .arg(app.manifest())
+        .arg("--state-dir")
+        .arg(app.state_dir())
+        .env_remove(estore::admin::TOKEN_ENV)
+        .output()
+        .expect("estore deploy");
+    assert!(output.status.success(), "deploy: {}", String::from_utf8_lossy(&output.stderr));
+    // New requests reach the new version (the router answers JSON 404 here)...
+    let now = client.get(host.url("/hello/x")).send().await.expect("GET after deploy");
+    assert_eq!(now.status(), 404);
+    assert!(now.text().await.unwrap_or_default().contains("no such route"));
+    // ...and the one in flight finished on the old one.
+    let (status, body) = in_flight.await.expect("in-flight task");
+    assert_eq!((status, body.as_str()), (200, "Hello, Spin 4!"));
+}
+
+#[test]
+fn a_spin6_component_is_refused_with_the_reason() {
+    let app = App::spin("spin6");
+    let host = app.start();
+    let runtime = tokio::runtime::Runtime::new().expect("runtime");
+    let (status, problem) = runtime.block_on(crate::harness::get(&host.url("/hello/x")));
+    assert_eq!(status, 503, "{problem}");
+    let detail = problem["detail"].as_str().unwrap_or_default();
+    for part in ["@0.3.0-rc-2026-03-15", "a release candidate of WASI 0.3", "rebuild it with spin-sdk 7"] {
+        assert!(detail.contains(part), "{part:?} in {detail}");
+    }
+}
+
+/// A WASI 0.3 component on the platform's own interfaces: it publishes, handles what
+/// the Kafka trigger delivers (an async-lifted export) into its SQL database, and
+/// its SQL runs in the same sandbox as a WASI 0.2 component's.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_wasi_p3_component_publishes_handles_messages_and_uses_sql() {
+    let app = App::spin("p3platform");
+    let host = app.start();
+    let client = reqwest::Client::new();
+
+    let published = client
+        .post(host.url("/events3/publish?topic=events3.in&key=k1"))
+        .body("first event")
+        .send()
+        .await
+        .expect("POST publish");
+    assert_eq!(published.status(), 202);
+    let published: Json = published.json().await.expect("publish answer");
+    let message_id = published["message_id"].as_str().expect("message_id").to_owned();
+
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let received = loop {
+        let rows: Json = client.get(host.url("/events3/received")).send().await.expect("GET received").json().await.expect("rows");
+        if rows.as_array().is_some_and(|rows| !rows.is_empty()) {
+            break rows;
+        }
+        assert!(Instant::now() < deadline, "the message was not handled; log:\n{}", host.log());
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert_eq!(
+        received,
+        serde_json::json!([{"topic": "events3.in", "key": "k1", "payload": "first event", "message_id": message_id}])
+    );
+
+    let denied = client.post(host.url("/events3/publish?topic=payment.completed")).body("forged").send().await.expect("POST");
+    assert_eq!(denied.status(), 403);
+
+    let escape = client
+        .post(host.url("/events3/sql"))
+        .body("ATTACH DATABASE 'elsewhere.db' AS elsewhere")
+        .send()
+        .await
+        .expect("POST sql");
+    assert_eq!(escape.status(), 400);
+    assert!(escape.text().await.unwrap_or_default().contains("NotAllowed"));
+}
