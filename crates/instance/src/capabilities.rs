@@ -21,6 +21,7 @@ use estore_key_value::{KeyValueAccess, KeyValueStores, KeyValueView};
 use estore_manifest::{ComponentDecl, Manifest};
 use estore_messaging::{PublishGrant, PublisherView};
 use estore_operations::{Operations, OperationsView};
+use estore_postgres::PostgresView;
 use estore_outbound_http::{Chaining, OutboundHttp, OutboundPolicy};
 use estore_runtime_config::RuntimeConfig;
 use estore_sql::{SqlAccess, SqlState, SqlView};
@@ -243,6 +244,11 @@ pub fn linker(engine: &wasmtime::Engine) -> anyhow::Result<Linker<HostState>> {
         sql: SqlView { component: &s.component, state: &mut s.sql, table: &mut s.table },
     })?;
     estore_email::add_to_linker(&mut linker, |s| MailerView { component: &s.component, mailer: s.email.as_deref() })?;
+    estore_postgres::add_to_linker(&mut linker, |s| PostgresView {
+        component: &s.component,
+        policy: s.outbound.policy(),
+        table: &mut s.table,
+    })?;
     estore_operations::add_to_linker(&mut linker, |s| OperationsView {
         component: &s.component,
         operations: s.operations.as_ref(),

@@ -8,7 +8,7 @@
 use std::net::IpAddr;
 
 /// A parsed `allowed_outbound_hosts` entry (`scheme://host[:port]`), following
-/// Spin's rules (`spin-outbound-networking-config`), restricted to HTTP.
+/// Spin's rules (`spin-outbound-networking-config`), restricted to HTTP and PostgreSQL.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AllowedHost {
     /// `http` or `https`; `None` for `*`.
@@ -84,6 +84,7 @@ fn default_port(scheme: &str) -> Option<u16> {
     match scheme.to_ascii_lowercase().as_str() {
         "http" => Some(80),
         "https" => Some(443),
+        "postgres" => Some(5432),
         _ => None,
     }
 }
@@ -124,10 +125,10 @@ pub fn parse_allowed_host(entry: &str) -> Result<AllowedHost, String> {
     };
     let scheme = match scheme {
         "*" => None,
-        "http" | "https" => Some(scheme.to_string()),
+        "http" | "https" | "postgres" => Some(scheme.to_string()),
         s if !s.is_empty() && s.chars().all(|c| c.is_ascii_alphabetic()) => {
             return Err(format!(
-                "scheme `{s}` is not supported by estore (only `http`, `https` or `*`)"
+                "scheme `{s}` is not supported by estore (only `http`, `https`, `postgres` or `*`)"
             ));
         }
         s => return Err(format!("invalid scheme `{s}`")),
@@ -363,6 +364,12 @@ mod tests {
         assert!(!h.allows("http", "11.1.2.3", None));
         assert!(host("http://[::1]:80").allows("http", "[::1]", None));
         assert!(host("http://*.spin.internal").allows("http", "cart.spin.internal", None));
+        // PostgreSQL (spin:postgres), on its default port unless one is given.
+        let h = host("postgres://db.internal");
+        assert!(h.allows("postgres", "db.internal", Some(5432)));
+        assert!(!h.allows("postgres", "db.internal", Some(5433)));
+        assert!(!h.allows("https", "db.internal", Some(5432)));
+        assert!(!host("https://*:*").allows("postgres", "db.internal", Some(5432)));
     }
 
 }

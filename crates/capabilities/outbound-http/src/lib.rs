@@ -90,9 +90,14 @@ impl OutboundPolicy {
 
     /// Whether a request to `uri`, whose host reads as `host` ([`canonical_host`]), may
     /// go out.
-    fn allows(&self, uri: &http::Uri, host: &str) -> bool {
-        let scheme = uri.scheme_str().unwrap_or("https");
-        self.allowed.iter().any(|a| a.allows(scheme, host, uri.port_u16()))
+    fn allows_request(&self, uri: &http::Uri, host: &str) -> bool {
+        self.allows(uri.scheme_str().unwrap_or("https"), host, uri.port_u16())
+    }
+
+    /// Whether a connection to `scheme://host:port` may be opened (a missing port is the
+    /// scheme's default): what other outbound capabilities (PostgreSQL) ask.
+    pub fn allows(&self, scheme: &str, host: &str, port: Option<u16>) -> bool {
+        self.allowed.iter().any(|a| a.allows(scheme, host, port))
     }
 
     fn allows_chaining_to(&self, component: &str) -> bool {
@@ -114,6 +119,11 @@ pub struct OutboundHttp {
 }
 
 impl OutboundHttp {
+    /// The component's outbound grants.
+    pub fn policy(&self) -> &OutboundPolicy {
+        &self.policy
+    }
+
     pub fn new(
         component: Arc<str>,
         policy: Arc<OutboundPolicy>,
@@ -190,7 +200,7 @@ impl WasiHttpHooks for OutboundHttp {
                 .instrument(span),
             );
         }
-        if !self.policy.allows(&uri, &host) {
+        if !self.policy.allows_request(&uri, &host) {
             let denied = self.deny(&uri);
             return Box::new(async move { Err(denied) });
         }
@@ -212,7 +222,7 @@ mod tests {
         let entries: Vec<String> = entries.iter().map(|s| s.to_string()).collect();
         let uri: http::Uri = url.parse().unwrap();
         let host = canonical_host(&uri).unwrap();
-        OutboundPolicy::new(&entries).unwrap().allows(&uri, &host)
+        OutboundPolicy::new(&entries).unwrap().allows_request(&uri, &host)
     }
 
     fn chained_to(url: &str) -> Option<String> {
