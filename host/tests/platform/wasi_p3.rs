@@ -303,3 +303,86 @@ async fn a_wasi_p3_component_publishes_handles_messages_and_uses_sql() {
     assert_eq!(escape.status(), 400);
     assert!(escape.text().await.unwrap_or_default().contains("NotAllowed"));
 }
+
+/// spin:postgres@4.2.0: a Spin 4 component's own connection to a PostgreSQL server
+/// its manifest allows, every 4.x type there and back; any other address refused.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_spin4_component_reaches_postgres_with_every_type() {
+    let server = crate::postgres::shared();
+    let database = format!("spin4_pg_{}", std::process::id());
+    let url = server.create_database(&database);
+    let app = App::spin("spin4");
+    let host = app.start();
+    let client = reqwest::Client::new();
+
+    let types: Json = client
+        .get(host.url("/pg/types"))
+        .query(&[("address", url.as_str())])
+        .send()
+        .await
+        .expect("GET /pg/types")
+        .json()
+        .await
+        .expect("types JSON");
+    let expected_types = [
+        "Boolean", "Int16", "Int32", "Int64", "Floating32", "Floating64", "Str", "Binary", "Date", "Time", "Datetime",
+        "Uuid", "Jsonb", "Decimal", "RangeInt32", "RangeInt64", "RangeDecimal", "ArrayInt32", "ArrayInt64",
+        "ArrayDecimal", "ArrayStr", "Interval",
+    ]
+    .map(|t| format!("DbDataType::{t}"));
+    let types_read: Vec<&str> = types["columns"].as_array().expect("columns").iter().filter_map(Json::as_str).collect();
+    assert_eq!(types_read, expected_types, "{types}");
+    let expected_row = [
+        "DbValue::Boolean(true)",
+        "DbValue::Int16(-16)",
+        "DbValue::Int32(32)",
+        "DbValue::Int64(-64000000000)",
+        "DbValue::Floating32(1.5)",
+        "DbValue::Floating64(-2.25)",
+        "DbValue::Str(\"héllo, pg\")",
+        "DbValue::Binary([0, 1, 2, 254, 255])",
+        "DbValue::Date((2026, 12, 7))",
+        "DbValue::Time((13, 14, 15, 123000))",
+        "DbValue::Datetime((2026, 12, 7, 13, 14, 15, 0))",
+        "DbValue::Uuid(\"1b4e28ba-2fa1-11d2-883f-0016d3cca427\")",
+        "DbValue::Jsonb([123, 34, 97, 34, 58, 49, 125])",
+        "DbValue::Decimal(\"12345.678\")",
+        "DbValue::RangeInt32((Some((1, RangeBoundKind::Inclusive)), Some((10, RangeBoundKind::Exclusive))))",
+        "DbValue::RangeInt64((Some((-5000000000, RangeBoundKind::Inclusive)), Some((5000000000, RangeBoundKind::Exclusive))))",
+        "DbValue::RangeDecimal((Some((\"1.5\", RangeBoundKind::Inclusive)), Some((\"2.25\", RangeBoundKind::Inclusive))))",
+        "DbValue::ArrayInt32([Some(1), None, Some(3)])",
+        "DbValue::ArrayInt64([Some(-5000000000), None])",
+        "DbValue::ArrayDecimal([Some(\"1.5\"), None, Some(\"-0.25\")])",
+        "DbValue::ArrayStr([Some(\"a\"), None, Some(\"c\")])",
+        "DbValue::Interval(Interval { micros: 1000000, days: 2, months: 3 })",
+    ];
+    let row: Vec<&str> = types["row"].as_array().expect("row").iter().filter_map(Json::as_str).collect();
+    assert_eq!(row, expected_row, "{types}");
+
+    let counted: Json = client
+        .post(host.url("/pg/query"))
+        .query(&[("address", url.as_str())])
+        .body("SELECT count(*)::int4 AS n FROM typed")
+        .send()
+        .await
+        .expect("POST /pg/query")
+        .json()
+        .await
+        .expect("query JSON");
+    assert_eq!(counted["rows"], serde_json::json!([["DbValue::Int32(1)"]]), "{counted}");
+
+    // The same server under a name the manifest does not allow.
+    let elsewhere = url.replace("127.0.0.1", "localhost");
+    let denied = client
+        .post(host.url("/pg/execute"))
+        .query(&[("address", elsewhere.as_str())])
+        .body("DELETE FROM typed")
+        .send()
+        .await
+        .expect("POST /pg/execute");
+    assert_eq!(denied.status(), 500);
+    let why = denied.text().await.unwrap_or_default();
+    assert!(why.contains("ConnectionFailed") && why.contains("not permitted"), "{why}");
+    assert!(!why.contains(server.password()), "the refusal shows no password: {why}");
+    host.wait_for_log(&["component=pg", "denied PostgreSQL connection to localhost"]);
+}
