@@ -386,3 +386,64 @@ async fn a_spin4_component_reaches_postgres_with_every_type() {
     assert!(!why.contains(server.password()), "the refusal shows no password: {why}");
     host.wait_for_log(&["component=pg", "denied PostgreSQL connection to localhost"]);
 }
+
+/// The bounds a fresh instance has hold for a reused one: its memory cap (that
+/// instance dropped, the next request served), and its component's slots (503 with
+/// `Retry-After` when every instance the component may have is busy).
+#[tokio::test(flavor = "multi_thread")]
+async fn a_reused_instance_keeps_the_memory_cap_and_the_slots() {
+    // Idle instances go at once, so a live one is serving.
+    let app = hello_with("max_memory_mb = 16\nmax_instance_concurrent_reuse_count = 1\nidle_instance_timeout_ms = 1");
+    let config = app.dir.path().join("runtime-config.toml");
+    std::fs::write(&config, "[limits]\nmax_instances_per_component = 1\n").expect("runtime config");
+    let host = app.start_with_runtime_config(&config);
+    let client = reqwest::Client::new();
+    let running = async || {
+        let (_, metrics) = admin_get(&app.state_dir(), "/metrics").await;
+        metric(&metrics, "estore_instances_running", &[("component", "hello")]).unwrap_or(0.0)
+    };
+    let wait_for = async |instances: f64| {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while running().await != instances {
+            assert!(Instant::now() < deadline, "never {instances} instances running");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    };
+
+    let hog = client.get(host.url("/hello/x?alloc_mib=64")).send().await.expect("GET hog");
+    assert_eq!(hog.status(), 500);
+    let problem: Json = hog.json().await.expect("problem");
+    assert!(problem["detail"].as_str().is_some_and(|d| d.contains("exceeded its memory limit of 16 MiB")), "{problem}");
+    assert_eq!(hello(&client, &host, "").await.status, 200, "the next request gets a new instance");
+
+    // One instance, serving one request at a time: another request waits its turn
+    // for a while, then is turned away.
+    wait_for(0.0).await;
+    let busy = {
+        let client = client.clone();
+        let url = host.url("/hello/x?sleep_ms=3000");
+        tokio::spawn(async move { client.get(url).send().await.expect("GET busy").status().as_u16() })
+    };
+    wait_for(1.0).await;
+    let turned_away = client.get(host.url("/hello/x")).send().await.expect("GET while busy");
+    assert_eq!(turned_away.status(), 503);
+    assert_eq!(turned_away.headers()["retry-after"], "1");
+    assert_eq!(busy.await.expect("busy task"), 200);
+}
+
+/// spin:sqlite runs under the same SQL sandbox as the platform's SQL.
+#[tokio::test(flavor = "multi_thread")]
+async fn spin_sqlite_statements_stay_in_the_components_own_database() {
+    let app = App::spin("spin4");
+    let host = app.start();
+    let client = reqwest::Client::new();
+    for statement in ["ATTACH DATABASE 'elsewhere.db' AS elsewhere", "VACUUM INTO '/tmp/copy.db'", "PRAGMA journal_mode = OFF"] {
+        let refused = client.put(host.url("/sqlite")).body(statement).send().await.expect("PUT /sqlite");
+        let status = refused.status();
+        let why = refused.text().await.unwrap_or_default();
+        assert_eq!(status, 500, "{statement}: {why}");
+        assert!(why.contains("not allowed"), "{statement}: {why}");
+    }
+    let fine = client.put(host.url("/sqlite")).body("CREATE TABLE IF NOT EXISTS mine (x INTEGER)").send().await.expect("PUT");
+    assert_eq!(fine.status(), 200);
+}
