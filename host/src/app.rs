@@ -45,6 +45,45 @@ pub struct UpOptions {
     /// Serve even while secret variables hold their manifest defaults (or keys are
     /// too short): for a developer's own machine, never for one others can reach.
     pub allow_default_secrets: bool,
+    /// Spin's instance-reuse flags, over the runtime config's defaults.
+    pub reuse: ReuseFlags,
+}
+
+/// `--max-instance-reuse-count`, `--max-instance-concurrent-reuse-count` and
+/// `--idle-instance-timeout`, as `spin up` takes them.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct ReuseFlags {
+    pub max_instance_reuse_count: Option<u64>,
+    pub max_instance_concurrent_reuse_count: Option<u64>,
+    pub idle_instance_timeout: Option<Duration>,
+}
+
+impl ReuseFlags {
+    fn apply(self, limits: &mut estore_runtime_config::Limits) {
+        limits.max_instance_reuse_count = self.max_instance_reuse_count.or(limits.max_instance_reuse_count);
+        limits.max_instance_concurrent_reuse_count =
+            self.max_instance_concurrent_reuse_count.or(limits.max_instance_concurrent_reuse_count);
+        if let Some(idle) = self.idle_instance_timeout {
+            limits.idle_instance_timeout_ms = Some(u64::try_from(idle.as_millis()).unwrap_or(u64::MAX).max(1));
+        }
+    }
+}
+
+/// A duration as Spin's flags write one: seconds (`5`), or a number with `s`, `ms`,
+/// `us` (or `μs`) or `ns`.
+pub fn parse_duration(text: &str) -> Result<Duration, String> {
+    let number = |digits: &str| {
+        digits.parse::<u64>().map_err(|_| format!("`{text}` is not a duration: seconds, or a number with s, ms, us or ns"))
+    };
+    if let Some(n) = text.strip_suffix("ms") {
+        Ok(Duration::from_millis(number(n)?))
+    } else if let Some(n) = text.strip_suffix("us").or_else(|| text.strip_suffix("μs")) {
+        Ok(Duration::from_micros(number(n)?))
+    } else if let Some(n) = text.strip_suffix("ns") {
+        Ok(Duration::from_nanos(number(n)?))
+    } else {
+        Ok(Duration::from_secs(number(text.strip_suffix('s').unwrap_or(text))?))
+    }
 }
 
 /// Refuses to serve with weak secrets, naming each and how to set it; with the
@@ -83,10 +122,11 @@ pub async fn up(options: UpOptions) -> Result<()> {
     let variables = AppVariables::resolve(&manifest, |name| std::env::var(name).ok())?;
     check_secrets(&manifest, &variables, options.allow_default_secrets)?;
     manifest.check_sources()?;
-    let runtime = match &options.runtime_config {
+    let mut runtime = match &options.runtime_config {
         Some(path) => RuntimeConfig::load(path)?,
         None => RuntimeConfig::default(),
     };
+    options.reuse.apply(&mut runtime.limits);
     let state_dir = options.state_dir.clone().unwrap_or_else(|| default_state_dir(&manifest));
     let _state_dir_lock = crate::state_dir::claim(&state_dir)?;
 
@@ -351,4 +391,21 @@ async fn shutdown_signal() {
     }
     #[cfg(not(unix))]
     let _ = interrupt.await;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations_read_as_spins_flags_write_them() {
+        assert_eq!(parse_duration("5"), Ok(Duration::from_secs(5)));
+        assert_eq!(parse_duration("1s"), Ok(Duration::from_secs(1)));
+        assert_eq!(parse_duration("250ms"), Ok(Duration::from_millis(250)));
+        assert_eq!(parse_duration("7us"), Ok(Duration::from_micros(7)));
+        assert_eq!(parse_duration("9ns"), Ok(Duration::from_nanos(9)));
+        for bad in ["", "s", "1.5s", "1..8s", "ten", "-1"] {
+            assert!(parse_duration(bad).is_err_and(|e| e.contains("is not a duration")), "{bad}");
+        }
+    }
 }

@@ -109,6 +109,18 @@ struct UpArgs {
     /// keys are shorter than 32 bytes. Development only: the defaults are public.
     #[arg(long)]
     allow_default_secrets: bool,
+    /// Requests one WASI 0.3 instance serves in all before it is dropped (Spin's
+    /// flag; default 128). Overrides the runtime config's; a component's own
+    /// `[component.<id>.limits]` overrides this.
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
+    max_instance_reuse_count: Option<u64>,
+    /// Requests one WASI 0.3 instance serves at once (Spin's flag; default 16).
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
+    max_instance_concurrent_reuse_count: Option<u64>,
+    /// How long an idle WASI 0.3 instance is kept for the next request (Spin's flag;
+    /// default 1s): seconds, or a number with `s`, `ms`, `us` or `ns`.
+    #[arg(long, value_name = "DURATION", value_parser = app::parse_duration)]
+    idle_instance_timeout: Option<std::time::Duration>,
 }
 
 #[derive(Args)]
@@ -160,6 +172,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                     admin_listen: ([127, 0, 0, 1], 0).into(),
                     host_id: None,
                     allow_default_secrets: false,
+                    reuse: app::ReuseFlags::default(),
                 });
             }
             Ok(())
@@ -178,6 +191,11 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 admin_listen: args.admin_listen,
                 host_id: args.host_id,
                 allow_default_secrets: args.allow_default_secrets,
+                reuse: app::ReuseFlags {
+                    max_instance_reuse_count: args.max_instance_reuse_count,
+                    max_instance_concurrent_reuse_count: args.max_instance_concurrent_reuse_count,
+                    idle_instance_timeout: args.idle_instance_timeout,
+                },
             })
         }
         Command::Deploy(args) => {

@@ -156,6 +156,21 @@ async fn an_instance_serves_many_requests_and_several_at_once() {
     assert!(instances.len() < 8, "eight requests at once took {} instances", instances.len());
 }
 
+/// `spin up`'s flags work on `estore up`: the host's default, under a component's own.
+#[tokio::test(flavor = "multi_thread")]
+async fn spins_reuse_flags_set_the_hosts_default() {
+    let app = hello_with("");
+    let mut command = app.command();
+    command.args(["--max-instance-reuse-count", "2", "--idle-instance-timeout", "10s"]);
+    let host = Host::start(command);
+    let client = reqwest::Client::new();
+    let mut served = Vec::new();
+    for _ in 0..3 {
+        served.push(hello(&client, &host, "").await.nth.expect("nth"));
+    }
+    assert_eq!(served, [1, 2, 1]);
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn one_at_a_time_when_the_manifest_says_so() {
     let app = hello_with("max_instance_concurrent_reuse_count = 1");
