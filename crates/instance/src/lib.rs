@@ -9,9 +9,12 @@
 //! - [`linker`] adds each one's interface, served by a view of its own state;
 //! - [`ComponentContext::missing_grants`] names the grant a deployed version lacks.
 //!
-//! Every request gets a fresh `Store<HostState>` built from the component's
-//! [`ComponentContext`], so nothing one request leaves behind (memory, open resources,
-//! globals) is seen by the next. The context holds only what the manifest granted.
+//! Every message, and every request to a WASI 0.2 component, gets a fresh
+//! `Store<HostState>` built from the component's [`ComponentContext`], so nothing one
+//! request leaves behind (memory, open resources, globals) is seen by the next. A WASI
+//! 0.3 component's instances serve several requests, as Spin 4's do (the HTTP
+//! trigger's `reuse`); [`HostState::continue_work`] points one at each request it
+//! takes. The context holds only what the manifest granted.
 
 mod capabilities;
 pub mod exports;

@@ -1,5 +1,6 @@
-//! The HTTP trigger: routes each request to a component and runs it on a fresh
-//! instance.
+//! The HTTP trigger: routes each request to a component and runs it: a WASI 0.2
+//! component on a fresh instance, a WASI 0.3 one on one of its reused instances
+//! ([`reuse`]). The component's exports tell which.
 //!
 //! Before an instance starts, the request must be admitted ([`admission`]): its body
 //! read whole within the component's size limit and the server's time limit (413,
@@ -10,7 +11,8 @@
 //! Whatever the component does (trap, loop, exhaust its memory), the client gets an
 //! answer: a JSON problem document with 500, or 504 when the deadline passed, and the
 //! host log gets a line naming the component. Nothing of a failed instance survives
-//! the request, so the next request to the same component starts clean.
+//! the request, so the next request to the same component starts clean (on a reused
+//! instance, the failed instance is dropped with the requests it was serving).
 
 pub mod admission;
 mod connection;
