@@ -218,7 +218,8 @@ async fn a_trap_or_a_deadline_drops_only_its_instance() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_deploy_lets_in_flight_requests_finish_on_the_old_version() {
-    let app = hello_with("max_instance_reuse_count = 1000");
+    // Idle instances would live a minute: the old version's must go sooner.
+    let app = hello_with("max_instance_reuse_count = 1000\nidle_instance_timeout_ms = 60000");
     let host = app.start();
     let client = reqwest::Client::new();
     let in_flight = {
@@ -258,6 +259,16 @@ async fn a_deploy_lets_in_flight_requests_finish_on_the_old_version() {
     // ...and the one in flight finished on the old one.
     let (status, body) = in_flight.await.expect("in-flight task");
     assert_eq!((status, body.as_str()), (200, "Hello, Spin 4!"));
+    // Its instance is dropped once done; the new version's stays for the next request.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let (_, metrics) = admin_get(&app.state_dir(), "/metrics").await;
+        if metric(&metrics, "estore_instances_running", &[("component", "hello")]) == Some(1.0) {
+            break;
+        }
+        assert!(Instant::now() < deadline, "the old version's instance outlived its requests:\n{metrics}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
 }
 
 #[test]
