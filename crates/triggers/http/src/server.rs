@@ -74,6 +74,12 @@ pub async fn serve(
             },
             () = &mut shutdown => break,
         };
+        // A response whose head and body go out as separate writes (a streamed body,
+        // as WASI 0.3 guests send) would otherwise wait on Nagle's algorithm for the
+        // client's delayed acknowledgement: 40 ms on Linux.
+        if let Err(e) = stream.set_nodelay(true) {
+            tracing::debug!("cannot set TCP_NODELAY for {client}: {e}");
+        }
         let clock = Clock::start(limits.header_read_timeout, limits.keep_alive_timeout);
         let dispatcher = dispatcher.clone();
         let service = {
