@@ -473,3 +473,48 @@ async fn spin_sqlite_statements_stay_in_the_components_own_database() {
     let fine = client.put(host.url("/sqlite")).body("CREATE TABLE IF NOT EXISTS mine (x INTEGER)").send().await.expect("PUT");
     assert_eq!(fine.status(), 200);
 }
+
+/// A trap on an instance serving several requests ends them all, with a 500 saying
+/// the component failed; the component's next request gets a new instance.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_trap_ends_the_other_requests_of_its_instance_with_500() {
+    // One instance at most, so both requests share it.
+    let app = hello_with("");
+    let config = app.dir.path().join("runtime-config.toml");
+    std::fs::write(&config, "[limits]\nmax_instances_per_component = 1\n").expect("runtime config");
+    let host = app.start_with_runtime_config(&config);
+    let client = reqwest::Client::new();
+    let first = hello(&client, &host, "").await;
+    assert_eq!(first.status, 200);
+
+    let waiting = {
+        let client = client.clone();
+        let url = host.url("/hello/x?sleep_ms=5000");
+        tokio::spawn(async move {
+            let response = client.get(url).send().await.expect("GET waiting");
+            (response.status().as_u16(), response.text().await.unwrap_or_default())
+        })
+    };
+    // The waiting request is on the instance once the instance's count of requests
+    // begun is one more than the first request and the probes make.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let mut probes = 0;
+    loop {
+        let probe = hello(&client, &host, "").await;
+        probes += 1;
+        assert_eq!(probe.instance, first.instance, "one instance at most");
+        if probe.nth == Some(1 + probes + 1) {
+            break;
+        }
+        assert!(Instant::now() < deadline, "the waiting request never reached the instance");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let trap = client.get(host.url("/hello/x?trap=1")).send().await.expect("GET trap");
+    assert_eq!(trap.status(), 500);
+    let (status, body) = waiting.await.expect("waiting task");
+    assert_eq!(status, 500, "{body}");
+    assert!(body.contains("component `hello` failed"), "{body}");
+    let after = hello(&client, &host, "").await;
+    assert_eq!(after.status, 200, "{}", after.body);
+    assert_ne!(after.instance, first.instance);
+}
