@@ -75,9 +75,19 @@ pub struct RequestWork {
     trace: TraceContext,
     chain_depth: u32,
     timeout: Duration,
-    /// Why the instance ended under this request, when it did.
-    ended: Arc<Mutex<Option<Failure>>>,
+    ended: Arc<Ended>,
 }
+
+/// Why the instance ended under a request, when it did. The request hears that its
+/// instance is gone a moment before the host has looked at why, so it waits for this.
+#[derive(Default)]
+struct Ended {
+    why: Mutex<Option<Failure>>,
+    told: tokio::sync::Notify,
+}
+
+/// How long a request whose instance ended waits to be told why.
+const WHY_WAIT: Duration = Duration::from_secs(1);
 
 /// What builds the instances of one pool.
 pub struct Pool {
@@ -125,18 +135,18 @@ impl VersionInstances {
         work: Work,
     ) -> Result<http::Response<wasmtime_wasi_http::WasiBody>, Failure> {
         let Work { trace, chain_depth, timeout } = work;
-        let ended = Arc::new(Mutex::new(None));
+        let ended = Arc::new(Ended::default());
         let data = RequestWork { trace, chain_depth, timeout, ended: ended.clone() };
         let handler = if chain_depth == 0 { &self.shared } else { &self.own };
         match handler.handle(data, request).await {
             Ok(response) => Ok(response),
-            Err(error) => Err(classify(error, &ended)),
+            Err(error) => Err(classify(error, &ended).await),
         }
     }
 }
 
 /// Why a request on a reused instance got no response.
-fn classify(error: wasmtime::Error, ended: &Mutex<Option<Failure>>) -> Failure {
+async fn classify(error: wasmtime::Error, ended: &Ended) -> Failure {
     if error.is::<ExpirationError>() {
         return Failure::Timeout;
     }
@@ -146,10 +156,11 @@ fn classify(error: wasmtime::Error, ended: &Mutex<Option<Failure>>) -> Failure {
             None => Failure::Instantiate(anyhow::anyhow!("{:?}", failed.error)),
         };
     }
-    if error.is::<TrapOrPanicError>()
-        && let Some(why) = ended.lock().unwrap_or_else(|e| e.into_inner()).take()
-    {
-        return why;
+    if error.is::<TrapOrPanicError>() {
+        let _ = tokio::time::timeout(WHY_WAIT, ended.told.notified()).await;
+        if let Some(why) = ended.why.lock().unwrap_or_else(|e| e.into_inner()).take() {
+            return why;
+        }
     }
     Failure::Trap(error.into())
 }
@@ -233,7 +244,7 @@ impl WorkerExpiration for Expiration {
 pub struct Worker {
     reuse: InstanceReuse,
     /// The requests it took, to be told why if it ends under them.
-    serving: Mutex<Vec<Weak<Mutex<Option<Failure>>>>>,
+    serving: Mutex<Vec<Weak<Ended>>>,
     busy: Arc<AtomicBool>,
     _slot: OwnedSemaphorePermit,
 }
@@ -281,7 +292,8 @@ impl WorkerState for Worker {
         };
         for request in self.serving.lock().unwrap_or_else(|e| e.into_inner()).drain(..) {
             if let Some(ended) = request.upgrade() {
-                *ended.lock().unwrap_or_else(|e| e.into_inner()) = Some(why.for_another());
+                *ended.why.lock().unwrap_or_else(|e| e.into_inner()) = Some(why.for_another());
+                ended.told.notify_one();
             }
         }
     }
