@@ -147,9 +147,11 @@ fn query_failed(e: sqlx::Error) -> Error {
     }
 }
 
-/// The session behind `handle`.
-fn session<U>(accessor: &Accessor<U, HasPostgres>, handle: &Resource<Connection>) -> wasmtime::Result<Connection> {
-    accessor.with(|mut access| Ok(Connection { session: access.get().table.get(handle)?.session.clone() }))
+impl PostgresView<'_> {
+    /// The session behind `handle`, to be used without the view.
+    fn connection(&self, handle: &Resource<Connection>) -> wasmtime::Result<Connection> {
+        Ok(Connection { session: self.table.get(handle)?.session.clone() })
+    }
 }
 
 impl pg::Host for PostgresView<'_> {}
@@ -172,7 +174,7 @@ impl pg::HostConnection for PostgresView<'_> {
         statement: String,
         params: Vec<ParameterValue>,
     ) -> wasmtime::Result<Result<RowSet, Error>> {
-        let connection = Connection { session: self.table.get(&handle)?.session.clone() };
+        let connection = self.connection(&handle)?;
         Ok(connection.query(&statement, params).await)
     }
 
@@ -182,7 +184,7 @@ impl pg::HostConnection for PostgresView<'_> {
         statement: String,
         params: Vec<ParameterValue>,
     ) -> wasmtime::Result<Result<u64, Error>> {
-        let connection = Connection { session: self.table.get(&handle)?.session.clone() };
+        let connection = self.connection(&handle)?;
         Ok(connection.execute(&statement, params).await)
     }
 
@@ -232,7 +234,7 @@ impl<U> pg::HostConnectionWithStore<U> for HasPostgres {
         statement: String,
         params: Vec<ParameterValue>,
     ) -> wasmtime::Result<Result<(Vec<Column>, StreamReader<Vec<pg::DbValue>>, FutureReader<Result<(), Error>>), Error>> {
-        let connection = session(accessor, &handle)?;
+        let connection = accessor.with(|mut access| access.get().connection(&handle))?;
         let RowSet { columns, rows } = match connection.query(&statement, params).await {
             Ok(rows) => rows,
             Err(e) => return Ok(Err(e)),
@@ -250,7 +252,7 @@ impl<U> pg::HostConnectionWithStore<U> for HasPostgres {
         statement: String,
         params: Vec<ParameterValue>,
     ) -> wasmtime::Result<Result<u64, Error>> {
-        let connection = session(accessor, &handle)?;
+        let connection = accessor.with(|mut access| access.get().connection(&handle))?;
         Ok(connection.execute(&statement, params).await)
     }
 }

@@ -190,7 +190,7 @@ impl HandlerState for Pool {
                 reuse: self.reuse,
                 timeout: self.context.limits.timeout,
                 retired: Box::pin(self.retired.clone().cancelled_owned()),
-                timer: None,
+                timer: Box::pin(tokio::time::sleep(self.reuse.idle_timeout)),
                 busy: busy.clone(),
             },
             state: Worker {
@@ -210,8 +210,8 @@ pub struct Expiration {
     /// The component's deadline: a request's own may be shorter, never longer.
     timeout: Duration,
     retired: Pin<Box<WaitForCancellationFutureOwned>>,
-    /// The instant it expires in its present state, and the timer for it.
-    timer: Option<(WorkerStatus, Instant, Pin<Box<tokio::time::Sleep>>)>,
+    /// Set to the instant it expires in its present state.
+    timer: Pin<Box<tokio::time::Sleep>>,
     /// Set when it expired busy: what it was serving gets 504.
     busy: Arc<AtomicBool>,
 }
@@ -225,12 +225,11 @@ impl WorkerExpiration for Expiration {
             WorkerStatus::Idle => self.reuse.idle_timeout,
             WorkerStatus::Requests | WorkerStatus::PostReturn => self.timeout + DEADLINE_GRACE,
         };
-        if !matches!(&self.timer, Some((s, at, _)) if *s == status && *at == start) {
-            let sleep = Box::pin(tokio::time::sleep_until((start + limit).into()));
-            self.timer = Some((status, start, sleep));
+        let deadline = tokio::time::Instant::from(start + limit);
+        if self.timer.deadline() != deadline {
+            self.timer.as_mut().reset(deadline);
         }
-        let Some((_, _, sleep)) = self.timer.as_mut() else { return Poll::Pending };
-        if sleep.as_mut().poll(cx).is_pending() {
+        if self.timer.as_mut().poll(cx).is_pending() {
             return Poll::Pending;
         }
         if status != WorkerStatus::Idle {
