@@ -10,7 +10,7 @@
 use std::collections::BTreeMap;
 use std::path::Path;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, anyhow};
 use estore_bus::Bus;
@@ -186,7 +186,7 @@ impl HostState {
             trace,
             variables: context.variables.clone(),
             key_value: context.key_value.clone(),
-            sql: SqlState::new(context.sql.clone()),
+            sql: SqlState::new(context.sql.clone(), Some(Instant::now() + timeout)),
             publish: context.publish.clone(),
             email: context.email.clone(),
             operations: context.operations.clone(),

@@ -2,6 +2,11 @@
 //! bounded, each call under the statement timeout, and each run for a [`Caller`]: the
 //! component, or the host on its own tables.
 //!
+//! A call first waits for a connection (see [`acquire`]): as long as its caller's
+//! deadline allows while every connection is busy, since that is load, and only a few
+//! seconds while the pool has room for a connection yet cannot open one, since that
+//! is a database that does not answer. The statement timeout starts once it has one.
+//!
 //! On SQLite the caller decides the authorizer the statement runs under (see
 //! [`super::authorizer`]); on PostgreSQL the connection: the component's calls run on
 //! its role's pool, the host's own statements outside the component's transactions on
@@ -11,10 +16,11 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use futures::TryStreamExt;
+use sqlx::pool::PoolConnection;
 use sqlx::postgres::{PgArguments, PgRow, PgTypeInfo};
 use sqlx::query::Query;
 use sqlx::sqlite::{SqliteArguments, SqliteConnectOptions, SqliteConnection, SqliteJournalMode, SqliteRow};
-use sqlx::{Column, Encode, Executor, Postgres, Row, Sqlite, SqlitePool, Type, TypeInfo, ValueRef};
+use sqlx::{Column, Encode, Executor, Pool, Postgres, Row, Sqlite, SqlitePool, Type, TypeInfo, ValueRef};
 use tokio::sync::OnceCell;
 
 pub use super::authorizer::Caller;
@@ -113,7 +119,7 @@ pub async fn sqlite(
         .pragma("temp_store", "memory");
     let pool = sqlx::sqlite::SqlitePoolOptions::new()
         .max_connections(max_connections)
-        .acquire_timeout(super::ACQUIRE_TIMEOUT)
+        .acquire_timeout(POOL_ACQUIRE_CAP)
         .after_connect(|connection, _| {
             Box::pin(async move {
                 authorizer::prepare_connection(&mut connection.lock_handle().await?);
@@ -122,6 +128,54 @@ pub async fn sqlite(
         })
         .connect_lazy_with(options);
     Ok((Backend::Sqlite(pool), Setup::new(migrations, None)))
+}
+
+/// The pool's own bound on a wait for a connection, above any caller's: [`acquire`]
+/// decides when a wait has lasted too long.
+pub const POOL_ACQUIRE_CAP: Duration = Duration::from_secs(3600);
+/// How long a call waits for a connection while the pool has room to open one and none
+/// opens: the database is then unreachable, and the call hears so at once rather than
+/// at its deadline.
+const CONNECT_PATIENCE: Duration = Duration::from_secs(3);
+/// How often a waiting call looks at the pool, to tell a busy database from one that
+/// does not answer.
+const POOL_CHECK: Duration = Duration::from_millis(250);
+
+/// One of `pool`'s connections, waited for for at most `wait`.
+///
+/// Every connection busy is load, not failure: the call keeps its place in the pool's
+/// queue (which is fair, so waiting callers are served in turn) until `wait` runs out,
+/// and then fails with `timeout`, which services answer with 503 and `Retry-After`.
+/// A pool with room for another connection that has not opened one within
+/// [`CONNECT_PATIENCE`] means the server does not answer: `connection`.
+pub async fn acquire<DB: sqlx::Database>(pool: &Pool<DB>, wait: Duration) -> Result<PoolConnection<DB>, Error> {
+    let started = Instant::now();
+    let acquire = pool.acquire();
+    tokio::pin!(acquire);
+    loop {
+        let waited = started.elapsed();
+        let next = POOL_CHECK.min(wait.saturating_sub(waited)).max(Duration::from_millis(1));
+        tokio::select! {
+            acquired = &mut acquire => return acquired.map_err(from_sqlx),
+            () = tokio::time::sleep(next) => {}
+        }
+        let waited = started.elapsed();
+        let max = pool.options().get_max_connections();
+        let room = pool.size() < max;
+        if room && (waited >= CONNECT_PATIENCE || waited >= wait) {
+            return Err(Error::Connection(format!(
+                "no connection to the database opened within {} ms: the server does not answer",
+                waited.as_millis()
+            )));
+        }
+        if waited >= wait {
+            return Err(Error::Timeout(format!(
+                "all {max} connections to the database stayed busy for {} ms, as long as the call could wait: \
+                 the database is under load; try again",
+                waited.as_millis()
+            )));
+        }
+    }
 }
 
 async fn timed<T>(timeout: Duration, call: impl Future<Output = Result<T, Error>>) -> Result<T, Error> {
@@ -167,20 +221,20 @@ impl Backend {
         params: Vec<Value>,
         limits: SqlLimits,
     ) -> Result<u64, Error> {
+        let mut connection = self.connection_outside(tx.is_some(), caller, limits).await?;
         timed(limits.statement_timeout, async {
-            let done = match (self, tx) {
-                (Backend::Sqlite(pool), None) => {
-                    let mut connection = pool.acquire().await.map_err(from_sqlx)?;
-                    return sqlite_execute(&mut connection, caller, sql, params, limits).await;
+            let done = match (self, tx, connection.as_mut()) {
+                (Backend::Sqlite(_), None, Some(Pooled::Sqlite(connection))) => {
+                    return sqlite_execute(connection, caller, sql, params, limits).await;
                 }
-                (Backend::Sqlite(_), Some(Transaction::Sqlite(tx))) => {
+                (Backend::Sqlite(_), Some(Transaction::Sqlite(tx)), _) => {
                     return sqlite_execute(tx, caller, sql, params, limits).await;
                 }
-                (Backend::Postgres(pools), None) => {
+                (Backend::Postgres(_), None, Some(Pooled::Postgres(connection))) => {
                     let sql = numbered_placeholders(sql);
-                    bind_postgres(sqlx::query(&sql), params).execute(pools.for_caller(caller)).await.map(|r| r.rows_affected())
+                    bind_postgres(sqlx::query(&sql), params).execute(&mut **connection).await.map(|r| r.rows_affected())
                 }
-                (Backend::Postgres(_), Some(Transaction::Postgres(tx))) => {
+                (Backend::Postgres(_), Some(Transaction::Postgres(tx)), _) => {
                     let sql = numbered_placeholders(sql);
                     bind_postgres(sqlx::query(&sql), params).execute(&mut **tx).await.map(|r| r.rows_affected())
                 }
@@ -199,18 +253,18 @@ impl Backend {
         params: Vec<Value>,
         limits: SqlLimits,
     ) -> Result<RowSet, Error> {
+        let mut connection = self.connection_outside(tx.is_some(), caller, limits).await?;
         timed(limits.statement_timeout, async {
-            match (self, tx) {
-                (Backend::Sqlite(pool), None) => {
-                    let mut connection = pool.acquire().await.map_err(from_sqlx)?;
-                    sqlite_query(&mut connection, caller, sql, params, limits).await
+            match (self, tx, connection.as_mut()) {
+                (Backend::Sqlite(_), None, Some(Pooled::Sqlite(connection))) => {
+                    sqlite_query(connection, caller, sql, params, limits).await
                 }
-                (Backend::Sqlite(_), Some(Transaction::Sqlite(tx))) => sqlite_query(tx, caller, sql, params, limits).await,
-                (Backend::Postgres(pools), None) => {
+                (Backend::Sqlite(_), Some(Transaction::Sqlite(tx)), _) => sqlite_query(tx, caller, sql, params, limits).await,
+                (Backend::Postgres(_), None, Some(Pooled::Postgres(connection))) => {
                     let sql = numbered_placeholders(sql);
-                    collect(pools.for_caller(caller), bind_postgres(sqlx::query(&sql), params), postgres_values, limits).await
+                    collect(&mut **connection, bind_postgres(sqlx::query(&sql), params), postgres_values, limits).await
                 }
-                (Backend::Postgres(_), Some(Transaction::Postgres(tx))) => {
+                (Backend::Postgres(_), Some(Transaction::Postgres(tx)), _) => {
                     let sql = numbered_placeholders(sql);
                     collect(&mut **tx, bind_postgres(sqlx::query(&sql), params), postgres_values, limits).await
                 }
@@ -224,8 +278,8 @@ impl Backend {
     /// what it leaves on the connection (`last_insert_rowid()`, `changes()`).
     pub async fn spin_statement(&self, sql: &str, params: Vec<Value>, limits: SqlLimits) -> Result<(RowSet, i64, u64), Error> {
         let Backend::Sqlite(pool) = self else { return Err(mismatch()) };
+        let mut connection = acquire(pool, limits.connection_wait).await?;
         timed(limits.statement_timeout, async {
-            let mut connection = pool.acquire().await.map_err(from_sqlx)?;
             let rows = sqlite_query(&mut connection, Caller::Component, sql, params, limits).await?;
             let (rowid, changes): (i64, i64) =
                 sqlx::query_as("SELECT last_insert_rowid(), changes()").fetch_one(&mut *connection).await.map_err(from_sqlx)?;
@@ -235,13 +289,15 @@ impl Backend {
     }
 
     pub async fn begin(&self, caller: Caller, limits: SqlLimits) -> Result<Transaction, Error> {
-        timed(limits.statement_timeout, self.begin_unbounded(caller)).await
+        let connection = self.connection(caller, limits.connection_wait).await?;
+        timed(limits.statement_timeout, connection.begin()).await
     }
 
     /// Runs a migration script's statements, each for its caller, in one
     /// transaction of the component's, naming the statement that failed.
     pub async fn run_script(&self, statements: &[(Caller, &str)]) -> Result<(), (usize, Error)> {
-        let mut tx = self.begin_unbounded(Caller::Component).await.map_err(|e| (0, e))?;
+        let connection = self.connection(Caller::Component, POOL_ACQUIRE_CAP).await.map_err(|e| (0, e))?;
+        let mut tx = connection.begin().await.map_err(|e| (0, e))?;
         for (index, (caller, statement)) in statements.iter().enumerate() {
             let result = match &mut tx {
                 Transaction::Sqlite(tx) => {
@@ -255,16 +311,46 @@ impl Backend {
         tx.commit_unbounded().await.map_err(|e| (statements.len(), e))
     }
 
+    /// A connection for `caller`, waited for for at most `wait` (see [`acquire`]).
+    async fn connection(&self, caller: Caller, wait: Duration) -> Result<Pooled, Error> {
+        match self {
+            Backend::Sqlite(pool) => acquire(pool, wait).await.map(Pooled::Sqlite),
+            Backend::Postgres(pools) => acquire(pools.for_caller(caller), wait).await.map(Pooled::Postgres),
+        }
+    }
+
+    /// A connection for a call outside a transaction; none for one inside, which runs
+    /// on the transaction's.
+    async fn connection_outside(&self, in_transaction: bool, caller: Caller, limits: SqlLimits) -> Result<Option<Pooled>, Error> {
+        if in_transaction {
+            return Ok(None);
+        }
+        self.connection(caller, limits.connection_wait).await.map(Some)
+    }
+}
+
+/// A connection taken from one of the backend's pools.
+enum Pooled {
+    Sqlite(PoolConnection<Sqlite>),
+    Postgres(PoolConnection<Postgres>),
+}
+
+impl Pooled {
     /// SQLite transactions take the write lock at `BEGIN IMMEDIATE`, waiting for it
     /// under the busy timeout. A deferred transaction that reads and then writes
     /// cannot wait: if another writer committed meanwhile, its snapshot is stale and
     /// SQLite fails it at once with `SQLITE_BUSY`, which concurrent handlers would
     /// meet constantly. (Any authorizer allows `BEGIN`; each statement in the
     /// transaction is armed for its own caller.)
-    async fn begin_unbounded(&self, caller: Caller) -> Result<Transaction, Error> {
+    ///
+    /// `Transaction::begin` on a pooled connection is what sqlx's own `Pool::begin_with`
+    /// does; it is called here so that the connection comes from [`acquire`].
+    async fn begin(self) -> Result<Transaction, Error> {
         match self {
-            Backend::Sqlite(pool) => pool.begin_with("BEGIN IMMEDIATE").await.map(Transaction::Sqlite),
-            Backend::Postgres(pools) => pools.for_caller(caller).begin().await.map(Transaction::Postgres),
+            Pooled::Sqlite(connection) => {
+                sqlx::Transaction::begin(connection, Some("BEGIN IMMEDIATE".into())).await.map(Transaction::Sqlite)
+            }
+            Pooled::Postgres(connection) => sqlx::Transaction::begin(connection, None).await.map(Transaction::Postgres),
         }
         .map_err(from_sqlx)
     }
@@ -562,5 +648,53 @@ mod tests {
         let delete = "DELETE FROM main._estore_handled";
         let deleted = backend.execute(Caller::Host, None, delete, Vec::new(), LIMITS).await;
         assert!(matches!(deleted, Ok(1)), "{deleted:?}");
+    }
+
+    /// The `connection` limit is what one call may wait; the same connection, held,
+    /// makes every other call wait.
+    fn busy_call(wait: Duration) -> SqlLimits {
+        SqlLimits { connection_wait: wait, ..LIMITS }
+    }
+
+    #[tokio::test]
+    async fn a_call_waits_for_a_busy_database_as_long_as_it_may_and_hears_it_is_busy() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let database = sqlite_database(dir.path(), &[]).await;
+        let Backend::Sqlite(pool) = &database.backend else { unreachable!("a SQLite backend") };
+        let held = pool.acquire().await.expect("the one connection");
+
+        // Longer than the 3 s the pool used to wait before calling the database
+        // unreachable: a wait for a busy connection lasts as long as the call may wait.
+        let wait = Duration::from_millis(3500);
+        let started = Instant::now();
+        let busy = database.backend.query(Caller::Component, None, "SELECT 1", Vec::new(), busy_call(wait)).await;
+        assert!(started.elapsed() >= wait, "gave up after {:?}", started.elapsed());
+        match busy {
+            Err(Error::Timeout(why)) => assert!(why.contains("busy"), "{why}"),
+            other => panic!("expected a timeout naming the busy connections, got {other:?}"),
+        }
+
+        // Released within the wait, the connection goes to the waiting call.
+        let waiting = database.backend.query(Caller::Component, None, "SELECT 1", Vec::new(), busy_call(wait));
+        let release = async {
+            tokio::time::sleep(Duration::from_millis(200)).await;
+            drop(held);
+        };
+        let (answered, ()) = tokio::join!(waiting, release);
+        let rows = answered.expect("served once the connection is free").rows;
+        assert!(matches!(rows.as_slice(), [row] if matches!(row.as_slice(), [Value::Int64(1)])), "{rows:?}");
+    }
+
+    #[tokio::test]
+    async fn a_database_that_does_not_answer_is_reported_unreachable_without_waiting_out_the_deadline() {
+        let port = std::net::TcpListener::bind("127.0.0.1:0").expect("a free port").local_addr().expect("its address").port();
+        let options = sqlx::postgres::PgConnectOptions::new().host("127.0.0.1").port(port).username("nobody");
+        let pool = sqlx::postgres::PgPoolOptions::new().max_connections(2).acquire_timeout(POOL_ACQUIRE_CAP).connect_lazy_with(options);
+        let started = Instant::now();
+        match acquire(&pool, Duration::from_secs(30)).await {
+            Err(Error::Connection(why)) => assert!(why.contains("does not answer"), "{why}"),
+            other => panic!("expected a connection error, got {:?}", other.map(drop)),
+        }
+        assert!(started.elapsed() < Duration::from_secs(10), "waited {:?}", started.elapsed());
     }
 }

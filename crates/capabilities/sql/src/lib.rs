@@ -49,7 +49,7 @@ mod tables;
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
 use tracing::Instrument;
@@ -71,11 +71,8 @@ const DEFAULT_STATEMENT_TIMEOUT: Duration = Duration::from_secs(10);
 const DEFAULT_MAX_ROWS: u64 = 10_000;
 const DEFAULT_MAX_RESULT_BYTES: u64 = 16 << 20;
 const DEFAULT_MAX_CONNECTIONS: u32 = 5;
-/// How long a call waits for a connection before reporting the database unreachable
-/// (or all its connections busy).
 /// How much of a statement a trace span shows.
 const MAX_TRACED_STATEMENT: usize = 500;
-const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(3);
 /// The interface this capability serves, and the manifest key that grants it.
 pub const INTERFACE: &str = "estore:platform/sql";
 pub const GRANT: &str = "sql_databases";
@@ -87,6 +84,10 @@ pub const URL_ENV: &str = "ESTORE_SQL_URL";
 #[derive(Clone, Copy, Debug)]
 pub struct SqlLimits {
     pub statement_timeout: Duration,
+    /// How long a call may wait for a connection while all are busy: the statement
+    /// timeout for the host's own calls, what is left of its deadline for an
+    /// instance's (see [`SqlState::deadline`]).
+    pub connection_wait: Duration,
     pub max_rows: u64,
     pub max_result_bytes: u64,
 }
@@ -132,11 +133,25 @@ pub struct SqlState {
     open_transactions: Vec<u32>,
     /// Set when the instance handles a message.
     pub message_in_progress: Option<MessageInProgress>,
+    /// The instance's deadline: a call waits for a busy database's connection until
+    /// then, as the request or message it serves can wait no longer. `None` for an
+    /// instance that serves many requests, each with a deadline of its own: a call
+    /// then waits as long as a statement may take.
+    pub deadline: Option<Instant>,
 }
 
 impl SqlState {
-    pub fn new(access: SqlAccess) -> SqlState {
-        SqlState { access, open_transactions: Vec::new(), message_in_progress: None }
+    pub fn new(access: SqlAccess, deadline: Option<Instant>) -> SqlState {
+        SqlState { access, open_transactions: Vec::new(), message_in_progress: None, deadline }
+    }
+
+    /// `limits` for one call of this instance's: its wait for a connection bounded by
+    /// the instance's deadline.
+    fn for_call(&self, limits: SqlLimits) -> SqlLimits {
+        match self.deadline {
+            Some(deadline) => SqlLimits { connection_wait: deadline.saturating_duration_since(Instant::now()), ..limits },
+            None => limits,
+        }
     }
 }
 
@@ -188,8 +203,10 @@ pub async fn open_all(
     state_dir: &Path,
 ) -> Result<BTreeMap<String, Result<SqlAccess, String>>> {
     let config = &runtime.sql;
+    let statement_timeout = config.statement_timeout_ms.map(Duration::from_millis).unwrap_or(DEFAULT_STATEMENT_TIMEOUT);
     let limits = SqlLimits {
-        statement_timeout: config.statement_timeout_ms.map(Duration::from_millis).unwrap_or(DEFAULT_STATEMENT_TIMEOUT),
+        statement_timeout,
+        connection_wait: statement_timeout,
         max_rows: config.max_rows.unwrap_or(DEFAULT_MAX_ROWS),
         max_result_bytes: config.max_result_bytes.unwrap_or(DEFAULT_MAX_RESULT_BYTES),
     };
@@ -415,13 +432,15 @@ impl Connection {
         &mut self,
         what: &str,
         statement: &str,
+        state: &SqlState,
         call: impl AsyncFnOnce(&Backend, Option<&mut Transaction>, SqlLimits) -> Result<T, Error>,
     ) -> Result<T, Error> {
         let database = self.database.clone();
         let span = database.span(what, statement);
+        let limits = state.for_call(database.limits);
         let result = async {
             database.ensure_ready().await?;
-            call(&database.backend, self.transaction.as_mut(), database.limits).await
+            call(&database.backend, self.transaction.as_mut(), limits).await
         }
         .instrument(span.clone())
         .await;
@@ -451,7 +470,7 @@ impl HostConnection for SqlView<'_> {
     async fn execute(&mut self, connection: Resource<Connection>, statement: String, params: Vec<Value>) -> wasmtime::Result<Result<u64, Error>> {
         let connection = self.table.get_mut(&connection)?;
         Ok(connection
-            .run("execute", &statement, async |backend, tx, limits| {
+            .run("execute", &statement, self.state, async |backend, tx, limits| {
                 backend.execute(Caller::Component, tx, &statement, params, limits).await
             })
             .await)
@@ -460,7 +479,7 @@ impl HostConnection for SqlView<'_> {
     async fn query(&mut self, connection: Resource<Connection>, statement: String, params: Vec<Value>) -> wasmtime::Result<Result<RowSet, Error>> {
         let connection = self.table.get_mut(&connection)?;
         Ok(connection
-            .run("query", &statement, async |backend, tx, limits| {
+            .run("query", &statement, self.state, async |backend, tx, limits| {
                 backend.query(Caller::Component, tx, &statement, params, limits).await
             })
             .await)
@@ -473,7 +492,7 @@ impl HostConnection for SqlView<'_> {
             return Ok(Err(Error::InvalidQuery("a transaction is already open on this connection".into())));
         }
         let result =
-            connection.run("begin", "BEGIN", async |backend, _, limits| backend.begin(Caller::Component, limits).await).await;
+            connection.run("begin", "BEGIN", self.state, async |backend, _, limits| backend.begin(Caller::Component, limits).await).await;
         Ok(result.map(|tx| {
             connection.transaction = Some(tx);
             connection.staged = false;
@@ -540,7 +559,12 @@ pub(crate) mod testing {
     use super::*;
 
     pub const LIMITS: SqlLimits =
-        SqlLimits { statement_timeout: Duration::from_secs(5), max_rows: 1000, max_result_bytes: 1 << 20 };
+        SqlLimits {
+            statement_timeout: Duration::from_secs(5),
+            connection_wait: Duration::from_secs(5),
+            max_rows: 1000,
+            max_result_bytes: 1 << 20,
+        };
 
     /// Database `default` of component `c` in `state_dir`, set up, allowed to publish
     /// to `topics`; one connection, so consecutive calls share it.

@@ -26,11 +26,11 @@ use sqlx::postgres::types::Oid;
 use sqlx::postgres::{PgArgumentBuffer, PgConnectOptions, PgConnection, PgPool, PgPoolOptions, PgTypeInfo};
 use sqlx::{Connection, Executor, Postgres};
 
-use super::backend::{Backend, Caller, Setup, Transaction};
+use super::backend::{Backend, Caller, POOL_ACQUIRE_CAP, Setup, Transaction};
 use super::errors::from_sqlx;
 use super::signing::Signer;
 use super::tables::{HOST_TABLES, HostTable, OUTBOX};
-use super::{ACQUIRE_TIMEOUT, SqlLimits};
+use super::SqlLimits;
 use crate::bindings::sql::Error;
 
 /// The database-wide lock under which hosts set up what they share (roles, schemas,
@@ -282,7 +282,7 @@ fn pool_with_session(options: PgConnectOptions, max_connections: u32, search_pat
     );
     PgPoolOptions::new()
         .max_connections(max_connections)
-        .acquire_timeout(ACQUIRE_TIMEOUT)
+        .acquire_timeout(POOL_ACQUIRE_CAP)
         .after_connect(move |connection, _| {
             let session = session.clone();
             Box::pin(async move { connection.execute(session.as_str()).await.map(drop) })

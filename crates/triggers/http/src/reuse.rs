@@ -180,6 +180,8 @@ impl HandlerState for Pool {
         let mut store =
             HostState::new_store(&self.engine, &self.context, chaining, work).map_err(wasmtime::Error::from_anyhow)?;
         yield_every_tick(&mut store);
+        // Its requests have deadlines of their own, which the worker keeps.
+        store.data_mut().sql.deadline = None;
         let proxy = self.pre.instantiate_async(&mut store).await?;
         let busy = Arc::new(AtomicBool::new(false));
         Ok(Instance {
