@@ -114,6 +114,13 @@ impl Problem {
             .with_header("retry-after", retry_after_secs.to_string())
     }
 
+    /// 503 with `Retry-After`: the service is loaded or its database is out of reach
+    /// for now, and the same request may well succeed later.
+    pub fn unavailable(retry_after_secs: u64) -> Problem {
+        Problem::new(503, format!("the service is busy; try again in {retry_after_secs} seconds"))
+            .with_header("retry-after", retry_after_secs.to_string())
+    }
+
     /// 500 that says nothing about the cause: log that, do not send it.
     pub fn internal() -> Problem {
         Problem::new(500, "the request could not be completed; try again later")
@@ -181,15 +188,20 @@ impl Serialize for Problem {
     }
 }
 
-/// A unique violation is the caller's conflict (409); anything else is the server's
-/// (500), logged to stderr for the operator and never sent: SQL, table and
-/// constraint names stay inside.
+/// A unique violation is the caller's conflict (409). A database that is busy (a
+/// wait for a connection or a lock that outlasted the request's patience) or out of
+/// reach is passing: 503 with `Retry-After`, so a burst beyond capacity is answered
+/// later, not failed. Anything else is the server's (500). Both are logged to stderr
+/// for the operator and never sent: SQL, table and constraint names stay inside.
 impl From<sql::Error> for Problem {
     fn from(error: sql::Error) -> Self {
         if error.is_unique_violation() {
             return Problem::conflict("a resource with the same unique value already exists");
         }
         eprintln!("database error: {error}");
+        if error.is_passing() {
+            return Problem::unavailable(1);
+        }
         Problem::internal()
     }
 }
@@ -305,7 +317,7 @@ mod tests {
     }
 
     #[test]
-    fn sql_errors_become_409_or_an_opaque_500() {
+    fn sql_errors_become_409_503_or_an_opaque_500() {
         let violation = |kind| {
             sql::Error::Sql(RawError::ConstraintViolation(ConstraintViolation {
                 kind,
@@ -316,6 +328,12 @@ mod tests {
         let conflict = Problem::from(violation(ConstraintKind::Unique));
         assert_eq!(conflict.status, 409);
         assert!(!conflict.detail.contains("users"), "{}", conflict.detail);
+
+        for error in [RawError::Timeout("all 5 connections busy".into()), RawError::Connection("refused".into())] {
+            let problem = Problem::from(sql::Error::Sql(error));
+            assert_eq!(problem.status, 503);
+            assert_eq!(header(&problem.into_response(), "retry-after"), Some("1"));
+        }
 
         for error in [
             violation(ConstraintKind::ForeignKey),

@@ -253,6 +253,51 @@ async fn changes_to_an_account_revoke_its_tokens(backends: Backends) {
     assert_problem(&customer.get("/api/notifications/email").await, 401);
 }
 
+/// A crowd larger than the users service's database connections and instances
+/// registers at once (argon2 makes each registration a few CPU-heavy milliseconds).
+/// Each shopper is registered, some after being asked to come back (503 with
+/// `Retry-After`), none turned away with a 500: a wait for a busy database's
+/// connection is load, and lasts as long as the request's deadline allows. Before,
+/// a request waited 3 s for a connection and was then told "database unreachable".
+async fn a_crowd_registering_at_once_is_served_or_asked_to_come_back(backends: Backends) {
+    const CROWD: usize = 200;
+    let store = Store::new(backends);
+    let host = store.start();
+    let client = Client::new(&host);
+    let shoppers = (0..CROWD).map(|i| {
+        let client = &client;
+        async move {
+            let name = format!("crowd{i}");
+            let mut asked_back = 0u32;
+            loop {
+                let answer = client.post("/api/users", registration(&name)).await;
+                match answer.status {
+                    201 => return asked_back,
+                    503 => {
+                        let retry_after = answer.headers.get("retry-after").and_then(|v| v.to_str().ok()?.parse::<u64>().ok());
+                        let retry_after = retry_after.unwrap_or_else(|| panic!("a 503 without Retry-After: {answer:?}"));
+                        asked_back += 1;
+                        assert!(asked_back < 60, "{name} was asked back {asked_back} times");
+                        tokio::time::sleep(std::time::Duration::from_secs(retry_after)).await;
+                    }
+                    _ => panic!("{name}: {answer:?}"),
+                }
+            }
+        }
+    });
+    let asked_back = futures::future::join_all(shoppers).await;
+    let later = asked_back.iter().filter(|n| **n > 0).count();
+    eprintln!("{CROWD} shoppers registered, {later} of them after a 503 with Retry-After");
+    let admin = client.admin().await;
+    let users = admin.get("/api/users").await;
+    // The crowd and the administrator, each once.
+    assert_eq!(users.body["total"], CROWD + 1, "{users:?}");
+    // The database was busy, never out of reach (the services log what they got).
+    let log = host.log();
+    let unreachable: Vec<&str> = log.lines().filter(|line| line.contains("database unreachable")).collect();
+    assert!(unreachable.is_empty(), "the busy database was reported unreachable:\n{}", unreachable.join("\n"));
+}
+
 async fn token_of(client: &Client, name: &str) -> String {
     let body = json!({"email": format!("{name}@example.com"), "password": "correct horse battery"});
     let answer = client.post("/api/auth/login", body).await;
@@ -411,6 +456,7 @@ on_backends!(
     only_admins_list_users_and_others_are_hidden,
     a_user_changes_and_deletes_their_account,
     the_front_door_lists_the_service,
+    a_crowd_registering_at_once_is_served_or_asked_to_come_back,
 );
 
 /// The production setup: PostgreSQL (case-insensitive uniqueness, booleans, the

@@ -101,6 +101,12 @@ impl Error {
         matches!(self, Error::Sql(raw::Error::Timeout(_)))
     }
 
+    /// The database was busy past what the call could wait, or out of reach: the same
+    /// call may succeed later (503 with `Retry-After`, or a message's retry).
+    pub fn is_passing(&self) -> bool {
+        matches!(self, Error::Sql(raw::Error::Timeout(_) | raw::Error::Connection(_)))
+    }
+
     /// A `query_one_as` found nothing: usually a 404.
     pub fn is_no_rows(&self) -> bool {
         matches!(self, Error::NoRows)
