@@ -443,3 +443,60 @@ async fn the_connection_cap_fits_the_open_files_limit() {
     assert_eq!(get(&capped.url("/hello/")).await.0, 200);
     capped.wait_for_log(&["http.max_connections = 1000 needs 1256 open files", "serving at most 256 connections"]);
 }
+
+/// Guard: a component's own limits and a route's own deadline
+/// (`[component.<id>.limits]`, `request_timeout_ms` on a trigger). One component on
+/// two routes: its limits allow 64 bytes of body and 600 ms; the `/patient/` route
+/// allows 5 s. A body over 64 bytes is refused with 413 as problem+json before any
+/// instance starts, announced or chunked; a 1.5 s request times out on the
+/// component's deadline and is served on the route's. Without the guards the body
+/// would reach the component under the 1 MiB default, and both routes would share
+/// one deadline.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_components_own_limits_and_a_routes_own_deadline_hold() {
+    let manifest = r#"spin_manifest_version = 2
+[application]
+name = "own-limits"
+[[trigger.http]]
+route = "/hasty/..."
+component = "misbehave"
+[[trigger.http]]
+route = "/patient/..."
+component = "misbehave"
+request_timeout_ms = 5000
+[component.misbehave]
+source = "{wasm}/misbehave.wasm"
+[component.misbehave.limits]
+request_timeout_ms = 600
+max_request_body_bytes = 64
+"#;
+    let app = App::new(manifest);
+    let host = app.start();
+
+    let (status, body) = get(&host.url("/hasty/?action=sleep&ms=1500")).await;
+    assert_eq!(status, 504, "{body}");
+    assert!(body["detail"].as_str().unwrap_or_default().contains("did not answer within 600 ms"), "{body}");
+    let (status, body) = get(&host.url("/patient/?action=sleep&ms=1500")).await;
+    assert_eq!(status, 200, "the route's own deadline: {body}");
+
+    let mut announced = connect(&host).await;
+    announced.write_all(b"POST /hasty/?action=sleep&ms=1 HTTP/1.1\r\nhost: shop\r\ncontent-length: 65\r\n\r\n").await.unwrap();
+    let refused = read_response(&mut announced).await;
+    assert_eq!(refused.status, 413, "{refused:?}");
+    let detail = refused.problem()["detail"].as_str().unwrap_or_default().to_owned();
+    assert!(detail.contains("larger than the 64 bytes component `misbehave` accepts"), "{detail}");
+
+    let mut chunked = connect(&host).await;
+    let chunk = "x".repeat(40);
+    let request = format!(
+        "POST /hasty/?action=sleep&ms=1 HTTP/1.1\r\nhost: shop\r\ntransfer-encoding: chunked\r\n\r\n28\r\n{chunk}\r\n28\r\n{chunk}\r\n0\r\n\r\n"
+    );
+    chunked.write_all(request.as_bytes()).await.unwrap();
+    let refused = read_response(&mut chunked).await;
+    assert_eq!(refused.status, 413, "{refused:?}");
+    let detail = refused.problem()["detail"].as_str().unwrap_or_default().to_owned();
+    assert!(detail.contains("larger than the 64 bytes"), "{detail}");
+    assert_eq!(refusals(&app, "misbehave", "body_too_large").await, 2.0);
+    let running = metric(&metrics(&app).await, "estore_instances_running", &[("component", "misbehave")]);
+    assert_eq!(running.unwrap_or(0.0), 0.0);
+}

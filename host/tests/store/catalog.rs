@@ -276,3 +276,36 @@ async fn distinct_searches_keep_the_cache_bounded() {
     let (entries, _) = catalog_cache_size(&store).await;
     assert!(entries <= MOST_ENTRIES, "{entries} entries after a write and 600 more searches");
 }
+
+/// Guard: the host reads a request's body before an instance starts for it
+/// (`admission::read_body`). A client holds three times as many connections as the
+/// store has instances, each with a checkout's head sent and its body never; a
+/// shopper browsing the catalog is served all the while, each page within a second.
+/// Without the guard each held connection would hold an instance, and the shop would
+/// answer 503 until the client let go (the flood, scaled to a small pool).
+#[tokio::test(flavor = "multi_thread")]
+async fn a_client_holding_more_connections_than_instances_leaves_the_shop_browsable() {
+    use tokio::io::AsyncWriteExt;
+    const INSTANCES: usize = 16;
+    // One component may take every instance, so the guard is the body read alone,
+    // not the per-component slots.
+    let limits = format!("\n[limits]\nmax_instances = {INSTANCES}\nmax_instances_per_component = {INSTANCES}\n");
+    let store = Store::new(Backends::Embedded).runtime_config(&limits);
+    let host = store.start();
+    let address = host.url.trim_start_matches("http://").to_owned();
+    let mut held = Vec::new();
+    for _ in 0..3 * INSTANCES {
+        let mut stream = tokio::net::TcpStream::connect(&address).await.expect("connect");
+        let head = "POST /api/orders HTTP/1.1\r\nhost: shop\r\ncontent-type: application/json\r\ncontent-length: 1000\r\n\r\n{";
+        stream.write_all(head.as_bytes()).await.expect("send a head");
+        held.push(stream);
+    }
+    let shopper = Client::new(&host);
+    for _ in 0..5 {
+        let started = std::time::Instant::now();
+        let products = shopper.get("/api/products").await;
+        assert_eq!(products.status, 200, "{products:?}");
+        assert!(started.elapsed() < std::time::Duration::from_secs(1), "the shopper waited {:?}", started.elapsed());
+    }
+    drop(held);
+}
