@@ -500,3 +500,28 @@ max_request_body_bytes = 64
     let running = metric(&metrics(&app).await, "estore_instances_running", &[("component", "misbehave")]);
     assert_eq!(running.unwrap_or(0.0), 0.0);
 }
+
+/// Guard: the connection cap (`http.max_connections`). With three connections open,
+/// a fourth is not served: the server stops accepting and says so in the log. Once
+/// one of the three closes, the fourth is served. Without the guard it would be
+/// served at once, and a client could open connections until the host ran out of
+/// files.
+#[tokio::test(flavor = "multi_thread")]
+async fn past_the_connection_cap_a_connection_waits_until_another_closes() {
+    let (_app, host) = start(HOSTILE_AND_HELLO, "[http]\nmax_connections = 3\n");
+    let request = b"GET /hello/ HTTP/1.1\r\nhost: shop\r\n\r\n";
+    let mut open = Vec::new();
+    for _ in 0..3 {
+        let mut stream = connect(&host).await;
+        stream.write_all(request).await.unwrap();
+        assert_eq!(read_response(&mut stream).await.status, 200);
+        open.push(stream);
+    }
+    let mut fourth = connect(&host).await;
+    fourth.write_all(request).await.unwrap();
+    host.wait_for_log(&["3 connections open (http.max_connections)"]);
+    let early = tokio::time::timeout(Duration::from_millis(500), read_response_now(&mut fourth)).await;
+    assert!(early.is_err(), "served past the cap: {early:?}");
+    drop(open.pop());
+    assert_eq!(read_response(&mut fourth).await.status, 200, "served once a connection closed");
+}
