@@ -355,3 +355,37 @@ async fn checkout_refuses_bad_requests_and_orders_stay_private() {
     assert_eq!(first.data["order_id"], id);
     assert_eq!(ada.get("/api/orders?status=bogus").await.status, 400);
 }
+
+/// Guard: an instance whose client went away is stopped (`UntilClientLeaves` in the
+/// HTTP trigger). A shopper follows an order that waits for its carrier, then closes
+/// the page: the stream's instance is gone within seconds. Without the guard it held
+/// its instance, and its share of the orders component's slots, until its next
+/// keep-alive 15 s later; at a few dozen checkouts a second the departed streams
+/// filled the slots and checkouts got 503.
+#[tokio::test]
+async fn a_status_stream_whose_shopper_left_holds_no_instance() {
+    let store = Store::new(Backends::Embedded);
+    let host = store.start();
+    let client = Client::new(&host);
+    let ada = shopper(&client, "ada").await;
+    fill_cart(&ada, &[(10, 1)]).await;
+    let placed = checkout(&ada, APPROVED_CARD).await;
+    assert_eq!(placed.status, 202, "{placed:?}");
+    let path = format!("/api/orders/{}/events", placed.body["id"].as_str().unwrap_or_default());
+    let (_, stream) = ada.events(&path, Some("0")).await;
+    let mut stream = stream.expect("a stream");
+    // Shipped, it waits for the carrier: the stream has nothing to write for a while.
+    statuses_until(&mut stream, "SHIPPED").await;
+    let running = async || {
+        let (status, metrics) = crate::harness::admin_get(&store.state_dir(), "/metrics").await;
+        assert_eq!(status, 200, "{metrics}");
+        crate::harness::metric(&metrics, "estore_instances_running", &[("component", "orders")]).unwrap_or(0.0)
+    };
+    assert_eq!(running().await, 1.0, "the stream's instance");
+    drop(stream);
+    let left = std::time::Instant::now();
+    while running().await > 0.0 {
+        assert!(left.elapsed() < Duration::from_secs(5), "the stream's instance outlived its shopper by {:?}", left.elapsed());
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}

@@ -273,13 +273,68 @@ impl HttpDispatcher {
         }
         .in_current_span());
         match receiver.await {
-            Ok(Ok(response)) => Ok(response),
+            Ok(Ok(response)) => {
+                let guest = task.abort_handle();
+                Ok(response.map(|body| UntilClientLeaves { body, ended: false, guest }.boxed_unsync()))
+            }
             Ok(Err(code)) => Err(Failure::Trap(anyhow::anyhow!("component answered with error {code:?}"))),
             Err(_) => match task.await {
                 Ok(Ok(())) => Err(Failure::NoResponse),
                 Ok(Err(failure)) => Err(failure),
                 Err(join) => Err(Failure::Trap(anyhow::anyhow!("request task ended abnormally: {join}"))),
             },
+        }
+    }
+}
+
+/// A WASI 0.2 instance's response body, which stops the instance when the client
+/// goes away before the body's end.
+///
+/// The server drops a response's body when its connection closes. A guest learns of
+/// that only at its next write, and a guest that streams (the order status stream
+/// writes when the order changes, or a keep-alive every 15 s) would hold its
+/// instance, and its component's slot, that long after its client left: at a few
+/// dozen checkouts a second, the departed streams filled the orders component's
+/// slots and checkouts got 503. A body dropped unfinished therefore stops its guest:
+/// the instance is discarded after every request anyway, and what the guest had open
+/// (a transaction, a call) is dropped as at any other stop. A guest that finished its
+/// body runs on to its end.
+struct UntilClientLeaves {
+    body: WasiBody,
+    /// The body gave its last frame.
+    ended: bool,
+    guest: tokio::task::AbortHandle,
+}
+
+impl Body for UntilClientLeaves {
+    type Data = Bytes;
+    type Error = <WasiBody as Body>::Error;
+
+    fn poll_frame(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<hyper::body::Frame<Bytes>, Self::Error>>> {
+        let polled = std::pin::Pin::new(&mut self.body).poll_frame(cx);
+        if let std::task::Poll::Ready(None) = polled {
+            self.ended = true;
+        }
+        polled
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.body.is_end_stream()
+    }
+
+    fn size_hint(&self) -> hyper::body::SizeHint {
+        self.body.size_hint()
+    }
+}
+
+impl Drop for UntilClientLeaves {
+    fn drop(&mut self) {
+        if !self.ended && !self.body.is_end_stream() && !self.guest.is_finished() {
+            tracing::debug!("the client went away before the response's end; its instance is stopped");
+            self.guest.abort();
         }
     }
 }
