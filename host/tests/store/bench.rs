@@ -194,6 +194,232 @@ async fn bench_checkout_on_kafka_and_postgres() {
     checkout_throughput(Backends::KafkaPostgres).await;
 }
 
+/// How long an arrival's order may take to be CONFIRMED before it counts as failed.
+const ORDER_PATIENCE: Duration = Duration::from_secs(30);
+
+/// What became of one arrival of the open-loop generator.
+enum Outcome {
+    /// CONFIRMED on the status stream, this long after `POST /api/orders`.
+    Confirmed(Duration),
+    /// The cart, the checkout or the stream (the step named) answered this status.
+    Refused(&'static str, u16),
+    /// The order was cancelled (stock, payment).
+    Cancelled,
+    /// Not CONFIRMED within [`ORDER_PATIENCE`], or the stream ended before.
+    Lost,
+}
+
+/// One shopper's order: one unit of `product` into the cart, then the clock runs from
+/// `POST /api/orders` until the order's status stream says CONFIRMED.
+async fn one_order(shopper: &Client, product: i64) -> Outcome {
+    let added = shopper.post("/api/cart/items", json!({"product_id": product, "quantity": 1})).await;
+    if added.status != 201 {
+        return Outcome::Refused("the cart", added.status);
+    }
+    let begun = Instant::now();
+    let placed = checkout(shopper, APPROVED_CARD).await;
+    if placed.status != 202 {
+        return Outcome::Refused("the checkout", placed.status);
+    }
+    let path = format!("/api/orders/{}/events", placed.body["id"].as_str().unwrap_or_default());
+    let (answer, stream) = shopper.events(&path, Some("0")).await;
+    let Some(mut stream) = stream else { return Outcome::Refused("the status stream", answer.status) };
+    loop {
+        let left = ORDER_PATIENCE.saturating_sub(begun.elapsed());
+        // The outer timeout fires first, so the stream's own (which panics) never does.
+        match tokio::time::timeout(left, stream.next(left + Duration::from_secs(1))).await {
+            Ok(Some(event)) => match event.data["status"].as_str() {
+                Some("CONFIRMED") => return Outcome::Confirmed(begun.elapsed()),
+                Some("CANCELLED") => return Outcome::Cancelled,
+                _ => {}
+            },
+            Ok(None) | Err(_) => return Outcome::Lost,
+        }
+    }
+}
+
+/// The registered shoppers with no order under way.
+type Shoppers = std::sync::Arc<tokio::sync::Mutex<Vec<Client>>>;
+
+/// One run of the open-loop generator: what its arrivals came to, and the CPU the
+/// host and the machine used meanwhile.
+struct Sustained {
+    rate: u32,
+    outcomes: Vec<Outcome>,
+    /// Arrivals that found no free shopper (the generator's own shortfall: the run
+    /// then did not offer its rate, and says so).
+    unoffered: usize,
+    wall: Duration,
+    host_cores: f64,
+    machine_cores: f64,
+}
+
+impl Sustained {
+    fn confirmed(&self) -> Vec<Duration> {
+        let mut took: Vec<Duration> =
+            self.outcomes.iter().filter_map(|o| if let Outcome::Confirmed(d) = o { Some(*d) } else { None }).collect();
+        took.sort();
+        took
+    }
+
+    fn failures(&self) -> usize {
+        self.outcomes.len() - self.confirmed().len()
+    }
+
+    /// p99 of the confirmed orders, counting every failed arrival as slower than any.
+    fn p99_with_failures(&self) -> Duration {
+        let took = self.confirmed();
+        let rank = ((self.outcomes.len() as f64) * 0.99) as usize;
+        took.get(rank).copied().unwrap_or(Duration::MAX)
+    }
+
+    fn print(&self) {
+        let took = self.confirmed();
+        let failures: Vec<String> = self
+            .outcomes
+            .iter()
+            .filter_map(|o| match o {
+                Outcome::Confirmed(_) => None,
+                Outcome::Refused(step, status) => Some(format!("{step} answered {status}")),
+                Outcome::Cancelled => Some("cancelled".to_owned()),
+                Outcome::Lost => Some(format!("not confirmed within {ORDER_PATIENCE:?}")),
+            })
+            .fold(std::collections::BTreeMap::<String, usize>::new(), |mut counts, what| {
+                *counts.entry(what).or_default() += 1;
+                counts
+            })
+            .into_iter()
+            .map(|(what, n)| format!("{n}× {what}"))
+            .collect();
+        let percentiles = if took.len() >= 1000 {
+            format!("p50 {:?}, p99 {:?}, max {:?}", quantile(&took, 0.5), quantile(&took, 0.99), quantile(&took, 1.0))
+        } else {
+            format!("fewer than 1,000 samples: p50 {:?}, max {:?}", quantile(&took, 0.5), quantile(&took, 1.0))
+        };
+        let marked = if failures.is_empty() && self.unoffered == 0 { String::new() } else { " — RUN WITH ERRORS".to_owned() };
+        println!(
+            "  {:>3}/s offered for {:.0} s: {} arrivals, {} confirmed ({:.1}/s); {percentiles}; host {:.2} cores, machine {:.2} of {}; \
+             failed: {}; arrivals without a free shopper: {}{marked}",
+            self.rate,
+            self.wall.as_secs_f64(),
+            self.outcomes.len(),
+            took.len(),
+            took.len() as f64 / self.wall.as_secs_f64(),
+            self.host_cores,
+            self.machine_cores,
+            std::thread::available_parallelism().map(usize::from).unwrap_or(1),
+            if failures.is_empty() { "none".to_owned() } else { failures.join(", ") },
+            self.unoffered,
+        );
+    }
+}
+
+/// Shoppers arrive `rate` times a second for `secs`, whether or not earlier orders
+/// are done (open loop: a slow store does not slow the arrivals). Each arrival takes
+/// a registered shopper who has no order under way, and returns it when its order is
+/// done. The CPU is measured over the arrivals and the orders they started.
+async fn sustained(pid: u32, shoppers: &Shoppers, rate: u32, secs: u64) -> Sustained {
+    let arrivals = u64::from(rate) * secs;
+    let mut ticks = tokio::time::interval(Duration::from_secs_f64(1.0 / f64::from(rate)));
+    // A generator that fell behind catches up: the store is offered every arrival.
+    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
+    let (cpu_before, machine_before, started) = (cpu_time(pid), machine_busy_time(), Instant::now());
+    let mut orders = Vec::new();
+    let mut unoffered = 0;
+    for n in 0..arrivals {
+        ticks.tick().await;
+        let Some(shopper) = shoppers.lock().await.pop() else {
+            unoffered += 1;
+            continue;
+        };
+        // Demo products with stock raised for the run: 10, 8, 12.
+        let product = [10, 8, 12][(n % 3) as usize];
+        let free = shoppers.clone();
+        orders.push(tokio::spawn(async move {
+            let outcome = one_order(&shopper, product).await;
+            free.lock().await.push(shopper);
+            outcome
+        }));
+    }
+    let mut outcomes = Vec::new();
+    for order in orders {
+        outcomes.push(order.await.expect("an arrival's task"));
+    }
+    let wall = started.elapsed();
+    let cores = |used: Duration| used.as_secs_f64() / wall.as_secs_f64();
+    Sustained {
+        rate,
+        outcomes,
+        unoffered,
+        wall,
+        host_cores: cores(cpu_time(pid) - cpu_before),
+        machine_cores: cores(machine_busy_time() - machine_before),
+    }
+}
+
+/// Sustained checkout (#20): the open-loop generator at 50 orders/s for 60 s, then at
+/// rising rates to find the highest whose p99 (failed arrivals counted as slowest)
+/// stays under `aim`. A 10 s warm-up at 20/s comes first.
+async fn checkout_sustained(backends: Backends, aim: Duration) {
+    const SHOPPERS: usize = 400;
+    const SECONDS: u64 = 60;
+    let store = Store::new(backends);
+    let host = store.start();
+    let client = Client::new(&host);
+    let admin = client.admin().await;
+    for product in [10, 8, 12] {
+        let stocked = admin.put(&format!("/api/inventory/{product}"), json!({"available": 1_000_000})).await;
+        assert_eq!(stocked.status, 200, "{stocked:?}");
+    }
+    let mut registered = Vec::new();
+    for n in 0..SHOPPERS {
+        registered.push(register(&client, &format!("sustained_{n}"), json!({})).await.0);
+    }
+    let shoppers: Shoppers = std::sync::Arc::new(tokio::sync::Mutex::new(registered));
+    let pid = host.pid();
+    println!(
+        "Sustained checkout on {backends:?}: shoppers arrive at a fixed rate (open loop), {SHOPPERS} registered shoppers, \
+         each order timed from POST /api/orders to CONFIRMED on its status stream (failed after {ORDER_PATIENCE:?}); \
+         aim: p99 under {aim:?}; after a 10 s warm-up at 20/s"
+    );
+    sustained(pid, &shoppers, 20, 10).await;
+    let holds = |run: &Sustained| run.failures() == 0 && run.unoffered == 0 && run.p99_with_failures() < aim;
+    let at_fifty = sustained(pid, &shoppers, 50, SECONDS).await;
+    at_fifty.print();
+    // Upwards from 50/s while the aim holds, else downwards until it does.
+    let rates: &[u32] = if holds(&at_fifty) { &[60, 80, 100] } else { &[40, 30, 20] };
+    let mut highest = holds(&at_fifty).then_some(50);
+    for &rate in rates {
+        let run = sustained(pid, &shoppers, rate, SECONDS).await;
+        run.print();
+        match (holds(&run), rate > 50) {
+            (true, true) => highest = Some(rate),
+            (false, true) => break,
+            (true, false) => {
+                highest = Some(rate);
+                break;
+            }
+            (false, false) => {}
+        }
+    }
+    match highest {
+        Some(rate) => println!("  the highest rate tried whose p99 stays under {aim:?} without errors: {rate}/s"),
+        None => println!("  no rate tried keeps p99 under {aim:?} without errors"),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "a benchmark: scripts/bench runs it"]
+async fn bench_checkout_sustained_on_the_embedded_defaults() {
+    checkout_sustained(Backends::Embedded, Duration::from_millis(300)).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "a benchmark: scripts/bench runs it"]
+async fn bench_checkout_sustained_on_kafka_and_postgres() {
+    checkout_sustained(Backends::KafkaPostgres, Duration::from_secs(1)).await;
+}
+
 /// A store endpoint under load: product search (catalog, answered from its key-value
 /// cache after the first request), with the same generator as the HTTP benchmark.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
