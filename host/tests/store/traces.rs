@@ -224,6 +224,25 @@ async fn one_checkout_traced(backends: Backends) {
         counts
     });
     println!("{} spans in the checkout's trace: {by_component:?}", spans.len());
+
+    // The browser's status stream carries the token in its URL; no span does.
+    let token = shopper.token().expect("logged in");
+    let stream = reqwest::get(format!("{}/api/orders/{order_id}/events?access_token={token}", shopper.base())).await;
+    let mut stream = stream.expect("the status stream");
+    assert_eq!(stream.status(), 200);
+    stream.chunk().await.expect("the stream's first event");
+    drop(stream);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let spans = receiver.spans.lock().unwrap().clone();
+        if spans.iter().any(|s| s["name"].as_str().is_some_and(|n| n.ends_with("/events"))) {
+            let text = serde_json::to_string(&spans).expect("spans as text");
+            assert!(!text.contains(token), "a span carries the shopper's token");
+            break;
+        }
+        assert!(Instant::now() < deadline, "no span of the status stream's request");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
