@@ -230,3 +230,68 @@ pub fn value(row: &PgRow, i: usize) -> DbValue {
     };
     read().unwrap_or_else(|_| unsupported())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn bound_one(param: ParameterValue) -> Result<(), Error> {
+        bind(sqlx::query("SELECT $1"), vec![param]).map(drop)
+    }
+
+    fn refusal(param: ParameterValue) -> String {
+        match bound_one(param) {
+            Err(Error::BadParameter(why)) => why,
+            Err(other) => panic!("expected bad-parameter, got {other:?}"),
+            Ok(()) => panic!("expected bad-parameter, got a bound value"),
+        }
+    }
+
+    #[test]
+    fn parameters_that_are_not_what_their_variant_says_are_refused_naming_the_value() {
+        assert!(refusal(ParameterValue::Date((2026, 2, 30))).contains("(2026, 2, 30) is not a valid date"));
+        assert!(refusal(ParameterValue::Time((24, 0, 0, 0))).contains("not a valid time"));
+        assert!(refusal(ParameterValue::Datetime((2026, 13, 1, 0, 0, 0, 0))).contains("not a valid datetime"));
+        assert!(refusal(ParameterValue::Uuid("not-a-uuid".into())).contains("\"not-a-uuid\" is not a valid UUID"));
+        assert!(refusal(ParameterValue::Jsonb(b"{oops".to_vec())).contains("is not a valid JSON document"));
+        assert!(refusal(ParameterValue::Decimal("12,5".into())).contains("\"12,5\" is not a valid decimal"));
+        let range = ParameterValue::RangeDecimal((Some(("1".into(), RangeBoundKind::Inclusive)), Some(("x".into(), RangeBoundKind::Exclusive))));
+        assert!(refusal(range).contains("\"x\" is not a valid decimal"));
+        assert!(refusal(ParameterValue::ArrayDecimal(vec![Some("1.5".into()), Some("one".into())])).contains("\"one\""));
+    }
+
+    #[test]
+    fn well_formed_parameters_bind() {
+        for param in [
+            ParameterValue::Date((2024, 2, 29)),
+            ParameterValue::Time((23, 59, 59, 999_999_999)),
+            ParameterValue::Datetime((2026, 12, 8, 3, 30, 0, 0)),
+            ParameterValue::Uuid("67e55044-10b1-426f-9247-bb680e5fe0c8".into()),
+            ParameterValue::Jsonb(br#"{"a": [1, 2]}"#.to_vec()),
+            ParameterValue::Decimal("-12.345".into()),
+            ParameterValue::RangeInt32((None, Some((10, RangeBoundKind::Exclusive)))),
+            ParameterValue::ArrayDecimal(vec![Some("1.5".into()), None]),
+            ParameterValue::Interval(Interval { micros: 1, days: 2, months: 3 }),
+            ParameterValue::DbNull,
+        ] {
+            bound_one(param).expect("binds");
+        }
+    }
+
+    #[test]
+    fn range_ends_keep_their_kind_both_ways() {
+        assert!(matches!(end(bound(Some((7, RangeBoundKind::Inclusive))), |v| v), Some((7, RangeBoundKind::Inclusive))));
+        assert!(matches!(end(bound(Some((7, RangeBoundKind::Exclusive))), |v| v), Some((7, RangeBoundKind::Exclusive))));
+        assert!(end(bound(None::<(i32, RangeBoundKind)>), |v| v).is_none());
+    }
+
+    #[test]
+    fn server_types_read_as_spins_data_types() {
+        let of = |name: &'static str| data_type(&PgTypeInfo::with_name(name));
+        assert!(matches!(of("TIMESTAMPTZ"), DbDataType::Timestamp), "seconds since the epoch");
+        assert!(matches!(of("TIMESTAMP"), DbDataType::Datetime));
+        assert!(matches!(of("NUMRANGE"), DbDataType::RangeDecimal));
+        assert!(matches!(of("VARCHAR"), DbDataType::Str));
+        assert!(matches!(of("POINT"), DbDataType::Other(name) if name == "POINT"), "a type Spin has no variant for is named");
+    }
+}

@@ -214,3 +214,61 @@ impl Drop for LineWriter {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use estore_manifest::Manifest;
+
+    /// Component `web` of a manifest in `dir` whose `files` is `files` (TOML).
+    fn web(dir: &Path, files: &str) -> ComponentDecl {
+        let text = format!(
+            "spin_manifest_version = 2\n[application]\nname = \"files\"\n[[trigger.http]]\nroute = \"/...\"\ncomponent = \"web\"\n\
+             [component.web]\nsource = \"web.wasm\"\nfiles = {files}\n"
+        );
+        let manifest = Manifest::parse(&dir.join("spin.toml"), &text).expect("a manifest");
+        manifest.components["web"].clone()
+    }
+
+    fn write(path: &Path) {
+        std::fs::create_dir_all(path.parent().expect("a parent")).expect("a folder");
+        std::fs::write(path, "x").expect("a file");
+    }
+
+    #[test]
+    fn a_pattern_stages_exactly_the_files_it_matches() {
+        let app = tempfile::tempdir().expect("temp dir");
+        let state = tempfile::tempdir().expect("temp dir");
+        for file in ["static/a.txt", "static/b.css", "secret.key"] {
+            write(&app.path().join(file));
+        }
+        let grant = WasiGrant::from_manifest(&web(app.path(), r#"["static/*.txt"]"#), app.path(), state.path()).expect("a grant");
+        let staging = state.path().join("files").join("web");
+        assert_eq!(grant.mounts, vec![(staging.clone(), "/".to_owned())]);
+        let staged: Vec<PathBuf> = walk(&staging).into_iter().map(|p| p.strip_prefix(&staging).expect("inside").to_owned()).collect();
+        assert_eq!(staged, vec![PathBuf::from("static/a.txt")], "nothing beside the granted file");
+    }
+
+    #[test]
+    fn a_directory_mapping_is_mounted_in_place_and_a_pattern_without_matches_is_refused() {
+        let app = tempfile::tempdir().expect("temp dir");
+        let state = tempfile::tempdir().expect("temp dir");
+        write(&app.path().join("static/a.txt"));
+        let mapping = r#"[{ source = "static", destination = "/assets" }]"#;
+        let grant = WasiGrant::from_manifest(&web(app.path(), mapping), app.path(), state.path()).expect("a grant");
+        assert_eq!(grant.mounts, vec![(app.path().join("static"), "/assets".to_owned())]);
+
+        let refused = WasiGrant::from_manifest(&web(app.path(), r#"["missing/*.txt"]"#), app.path(), state.path());
+        let message = refused.err().map(|e| format!("{e:#}")).unwrap_or_default();
+        assert!(message.contains("component.web.files: pattern `missing/*.txt` matches no file"), "{message}");
+    }
+
+    fn walk(dir: &Path) -> Vec<PathBuf> {
+        let mut files = Vec::new();
+        for entry in std::fs::read_dir(dir).expect("a folder") {
+            let path = entry.expect("an entry").path();
+            if path.is_dir() { files.extend(walk(&path)) } else { files.push(path) }
+        }
+        files
+    }
+}
